@@ -74,7 +74,6 @@ class TrainConfig:
     dtype: str = "auto"  # auto | fp32 | bf16
     compile: str = "auto"  # auto | on | off
     early_stop_patience: int = 0  # evaluations without val improvement before stopping; 0: off
-    stop_at: str = "none"  # none | compute_optimal
     compute_budget: Optional[float] = None  # FLOPs (6 N tokens); stop when spent
     progress: bool = True
 
@@ -93,13 +92,60 @@ class RunConfig:
 
 
 def register_configs() -> None:
-    store = ConfigStore.instance()
-    store.store(name="run_schema", node=RunConfig)
-    for group, node in (
-        ("model", ModelConfig),
-        ("tokenizer", TokenizerConfig),
-        ("data", DataConfig),
-        ("optim", OptimConfig),
-        ("train", TrainConfig),
-    ):
-        store.store(group=group, name=f"{group}_schema", node=node)
+    """The YAML tree in configs/ is merged onto this schema, so its keys are type-checked."""
+    ConfigStore.instance().store(name="run_schema", node=RunConfig)
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key."""
+
+
+CHOICES = {
+    "data.source": ("embedded", "hub", "text", "json", "parquet"),
+    "train.dtype": ("auto", "fp32", "bf16"),
+    "train.compile": ("auto", "on", "off"),
+}
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def validate(cfg: RunConfig) -> None:
+    """Fail fast, before any data is read, with one line naming the offending key."""
+    from scaling_sweep.data import check_data_config
+    from scaling_sweep.tokenizer import check_tokenizer_name
+
+    m, t, o = cfg.model, cfg.train, cfg.optim
+    for key, value in (("model.n_layer", m.n_layer), ("model.d_model", m.d_model), ("model.n_head", m.n_head),
+                       ("model.n_ctx", m.n_ctx), ("train.batch_size", t.batch_size), ("train.max_steps", t.max_steps),
+                       ("train.eval_every", t.eval_every), ("train.eval_windows", t.eval_windows),
+                       ("train.log_every", t.log_every), ("train.checkpoint_every", t.checkpoint_every)):
+        _require(isinstance(value, int) and value > 0, f"{key}={value} must be a positive integer")
+    _require(m.d_model % m.n_head == 0, f"model.d_model={m.d_model} must be divisible by model.n_head={m.n_head}")
+    _require(m.d_ff is None or m.d_ff > 0, f"model.d_ff={m.d_ff} must be positive (or null for 4*d_model)")
+    for key, value in (("train.max_tokens", t.max_tokens), ("train.max_unique_tokens", t.max_unique_tokens),
+                       ("train.micro_batch_size", t.micro_batch_size), ("train.compute_budget", t.compute_budget),
+                       ("optim.lr", o.lr)):
+        _require(value is None or value > 0, f"{key}={value} must be positive (or null)")
+    _require(t.micro_batch_size is None or t.batch_size % t.micro_batch_size == 0,
+             f"train.micro_batch_size={t.micro_batch_size} must divide train.batch_size={t.batch_size}")
+    _require(t.max_unique_tokens is None or t.max_unique_tokens >= t.batch_size * (m.n_ctx + 1),
+             f"train.max_unique_tokens={t.max_unique_tokens} is smaller than one batch "
+             f"(train.batch_size * (model.n_ctx + 1) = {t.batch_size * (m.n_ctx + 1)} tokens)")
+    _require(o.warmup_steps >= 0, f"optim.warmup_steps={o.warmup_steps} must be >= 0")
+    _require(0 <= o.min_lr_ratio <= 1, f"optim.min_lr_ratio={o.min_lr_ratio} must lie in [0, 1]")
+    _require(0 < cfg.data.val_fraction < 1, f"data.val_fraction={cfg.data.val_fraction} must lie in (0, 1)")
+    _require(t.early_stop_patience >= 0, f"train.early_stop_patience={t.early_stop_patience} must be >= 0")
+    for key, allowed in CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        _require(value in allowed, f"{key}={value!r} is not one of {', '.join(allowed)}")
+    _require(cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"),
+             f"device={cfg.device!r} is not one of auto, cpu, cuda, cuda:N")
+    try:
+        check_tokenizer_name(cfg.tokenizer.name, cfg.tokenizer.tiktoken_file)
+        check_data_config(cfg.data)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
