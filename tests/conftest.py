@@ -1,0 +1,70 @@
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from scaling_sweep.config import DataConfig, ModelConfig, OptimConfig, RunConfig, TokenizerConfig, TrainConfig
+
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SUBJECTS = ["the old farmer", "a young sailor", "my sister", "the quiet child", "our teacher", "the king"]
+VERBS = ["walked to", "looked at", "wrote about", "dreamed of", "sang for", "spoke with"]
+OBJECTS = ["the river", "a green field", "the tall tower", "an open door", "the morning sea", "a small bird"]
+CODAS = ["before dawn.", "in the rain.", "with great care.", "and then went home.", "for many years."]
+
+
+@pytest.fixture(scope="session")
+def corpus_file(tmp_path_factory) -> Path:
+    """About 200 kB of simple, learnable English sentences, one paragraph per line."""
+    rng = random.Random(0)
+    lines = []
+    for _ in range(800):
+        sentences = [
+            f"{rng.choice(SUBJECTS).capitalize()} {rng.choice(VERBS)} {rng.choice(OBJECTS)} {rng.choice(CODAS)}"
+            for _ in range(rng.randint(3, 6))
+        ]
+        lines.append(" ".join(sentences))
+    path = tmp_path_factory.mktemp("corpus") / "corpus.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def tiny_config(corpus_file, tmp_path):
+    """A RunConfig for a seconds-long CPU run on the test corpus; keyword overrides per section."""
+
+    def make(**sections) -> RunConfig:
+        cfg = RunConfig(
+            model=ModelConfig(n_layer=2, d_model=32, n_head=2, n_ctx=32),
+            tokenizer=TokenizerConfig(name="byte"),
+            data=DataConfig(name="test", source="text", path=str(corpus_file), val_fraction=0.05, cache_dir=str(tmp_path / "cache")),
+            optim=OptimConfig(lr=3e-3, warmup_steps=5),
+            train=TrainConfig(batch_size=8, max_steps=40, eval_every=20, eval_windows=16, log_every=5,
+                              checkpoint_every=10, progress=False, dtype="fp32"),
+            device="cpu",
+            sweep_name="test",
+            run_name="tiny",
+            runs_root=str(tmp_path / "runs"),
+        )
+        for section, overrides in sections.items():
+            for key, value in overrides.items():
+                setattr(getattr(cfg, section), key, value)
+        return cfg
+
+    return make
+
+
+def cli_overrides(cfg: RunConfig, run_dir: Path) -> list[str]:
+    """The same run as Hydra command-line overrides."""
+    m, t, o, d = cfg.model, cfg.train, cfg.optim, cfg.data
+    return [
+        f"model.n_layer={m.n_layer}", f"model.d_model={m.d_model}", f"model.n_head={m.n_head}", f"model.n_ctx={m.n_ctx}",
+        "data=text_files", f"data.name={d.name}", f"data.path={d.path}", f"data.val_fraction={d.val_fraction}",
+        f"data.cache_dir={d.cache_dir}", f"optim.lr={o.lr}", f"optim.warmup_steps={o.warmup_steps}",
+        f"train.batch_size={t.batch_size}", f"train.max_steps={t.max_steps}", f"train.eval_every={t.eval_every}",
+        f"train.eval_windows={t.eval_windows}", f"train.log_every={t.log_every}",
+        f"train.checkpoint_every={t.checkpoint_every}", f"train.dtype={t.dtype}", "train.progress=false",
+        "device=cpu", f"hydra.run.dir={run_dir}",
+    ]
