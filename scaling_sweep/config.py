@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
 
 @dataclass
@@ -94,6 +95,8 @@ class RunConfig:
 def register_configs() -> None:
     """The YAML tree in configs/ is merged onto this schema, so its keys are type-checked."""
     ConfigStore.instance().store(name="run_schema", node=RunConfig)
+    # Sweep files derive a shape from another key, e.g. n_head: ${floordiv:${model.d_model},64}.
+    OmegaConf.register_new_resolver("floordiv", lambda a, b: int(a) // int(b), replace=True)
 
 
 class ConfigError(ValueError):

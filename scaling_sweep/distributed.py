@@ -28,6 +28,10 @@ class DistInfo:
         return self.rank == 0
 
 
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def setup(device_name: str) -> DistInfo:
     """Join the torchrun process group when WORLD_SIZE > 1 (NCCL on GPU, gloo on CPU)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -58,3 +62,12 @@ def maybe_no_sync(model: torch.nn.Module, sync: bool):
 def teardown(dist: DistInfo) -> None:
     if dist.world_size > 1 and torch_dist.is_initialized():
         torch_dist.destroy_process_group()
+
+
+def all_mean(value: torch.Tensor, dist: DistInfo) -> torch.Tensor:
+    """The mean of a per-rank scalar over all ranks (each rank saw its slice of the batch)."""
+    if dist.world_size == 1:
+        return value
+    value = value.clone()
+    torch_dist.all_reduce(value, op=torch_dist.ReduceOp.SUM)
+    return value / dist.world_size

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -11,13 +13,40 @@ import torch
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
+GPU_LOCK_DIR = Path(os.environ.get("SCALING_SWEEP_GPU_LOCKS", "/tmp/scaling_sweep_gpu_locks"))
+_leases: list = []  # lock files held for the life of the process
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        return torch.device("cuda", lease_free_gpu()) if torch.cuda.device_count() > 1 else torch.device("cuda")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={name}: CUDA is not available on this machine (use device=cpu)")
     return device
+
+
+def lease_free_gpu(poll_s: float = 5.0) -> int:
+    """Hold an exclusive lock on one visible GPU for this process's lifetime; wait if all are taken.
+
+    Parallel sweep jobs on one box (submitit's local launcher starts them all at once) thus
+    spread one job per GPU, and the rest queue until a GPU frees up.
+    """
+    GPU_LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "all").replace(",", "-")
+    while True:
+        for index in range(torch.cuda.device_count()):
+            handle = open(GPU_LOCK_DIR / f"{visible}.{index}.lock", "w")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            _leases.append(handle)
+            return index
+        time.sleep(poll_s)
 
 
 def cpu_has_bf16() -> bool:

@@ -326,7 +326,7 @@ def run_loop(run: Run, state: TrainState, log: RunLog | None) -> tuple[str, str]
         state.elapsed_s += elapsed
         rate = interval_tokens / elapsed
         state.rates.append(rate)
-        row = log_row(run, state, loss_sum, grad_norm, steps_in_interval, rate)
+        row = log_row(run, state, distributed.all_mean(loss_sum, run.dist), grad_norm, steps_in_interval, rate)
         if not torch.isfinite(torch.tensor(row["train_loss"])):
             if log:
                 log.log(row)
@@ -394,7 +394,8 @@ def main(cfg: DictConfig) -> float | None:
         sys.exit(2)
     if final["status"] == "running":
         sys.exit(130)
-    print(report(final))
+    if distributed.is_main_process():
+        print(report(final))
     return final["final_val_loss"]
 
 

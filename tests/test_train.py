@@ -133,3 +133,26 @@ def test_schedule_warms_up_then_decays_to_the_floor(tiny_config):
     assert max(lrs) == pytest.approx(1.0)
     assert lrs[-1] == pytest.approx(optim.min_lr_ratio)
     assert all(a >= b for a, b in zip(lrs[optim.warmup_steps:], lrs[optim.warmup_steps + 1:]))
+
+
+def test_ddp_two_processes_match_one_with_the_same_global_batch(tiny_config, tmp_path):
+    cfg = tiny_config(train={"max_steps": 12, "eval_every": 6, "log_every": 3})
+    single = run_cli(cli_overrides(cfg, tmp_path / "single"))
+    assert single.wait(timeout=300) == 0, single.stderr.read()
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    ddp = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "scaling_sweep.train", *cli_overrides(cfg, tmp_path / "ddp")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    one = read_metrics(tmp_path / "single" / "metrics.jsonl")
+    two = read_metrics(tmp_path / "ddp" / "metrics.jsonl")
+    assert [r["step"] for r in one] == [r["step"] for r in two]
+    for a, b in zip(one, two):
+        assert a["tokens"] == b["tokens"] and a["flops"] == b["flops"]
+        for key in ("train_loss", "val_loss"):
+            if key in a:
+                assert b[key] == pytest.approx(a[key], abs=1e-5), (a["step"], key)
+    summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["tokens"] == 12 * 8 * 32

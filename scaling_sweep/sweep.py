@@ -1,0 +1,92 @@
+"""Sweeps as Hydra multiruns: data prepared once before the jobs, and the grid a sweep file defines.
+
+`python -m scaling_sweep.sweep [NAME ...]` prints each sweep's grid (what varies, N range,
+tokens per run, total FLOPs) without training anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from scaling_sweep import accounting
+from scaling_sweep.config import DataConfig, RunConfig, TokenizerConfig, register_configs
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+class PrepareDataOnce(Callback):
+    """Tokenize the sweep's corpus before any job starts, so parallel jobs only read the cache."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        from scaling_sweep.data import prepare_tokens
+
+        data = DataConfig(**OmegaConf.to_container(config.data, resolve=True))
+        tokenizer = TokenizerConfig(**OmegaConf.to_container(config.tokenizer, resolve=True))
+        prepare_tokens(data, tokenizer)
+
+
+def sweep_names() -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / "sweep").glob("*.yaml"))
+
+
+def grid(name: str, overrides: tuple[str, ...] = ()) -> list[RunConfig]:
+    """The run configs of sweep `name`: the cartesian product of its hydra.sweeper.params."""
+    register_configs()
+    with initialize_config_dir(str(CONFIG_DIR), version_base=None):
+        base = compose("config", overrides=[f"+sweep={name}", *overrides], return_hydra_config=True)
+        params = OmegaConf.to_container(base.hydra.sweeper.params)
+        axes = [[f"{key}={value}" for value in str(values).split(",")] for key, values in params.items()]
+        return [
+            OmegaConf.to_object(compose("config", overrides=[f"+sweep={name}", *overrides, *point]))
+            for point in itertools.product(*axes)
+        ]
+
+
+def describe(name: str, runs: list[RunConfig], vocab: int) -> dict:
+    counts = [accounting.param_counts(r.model, vocab).non_embedding for r in runs]
+    tokens = [planned_tokens(r, n) for r, n in zip(runs, counts)]
+    flops = sum(accounting.training_flops(n, t) for n, t in zip(counts, tokens))
+    return {
+        "sweep": name,
+        "runs": len(runs),
+        "N_min": min(counts),
+        "N_max": max(counts),
+        "tokens_min": min(tokens),
+        "tokens_max": max(tokens),
+        "total_flops": flops,
+    }
+
+
+def planned_tokens(cfg: RunConfig, n_params: int) -> int:
+    from scaling_sweep.train import planned_steps
+
+    return planned_steps(cfg, n_params) * cfg.train.batch_size * cfg.model.n_ctx
+
+
+VOCAB_BY_TOKENIZER = {"byte": 256, "gpt2": 50257}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Print the grid of each sweep (no training).")
+    parser.add_argument("names", nargs="*", help=f"sweeps to show (default: all of {', '.join(sweep_names())})")
+    args = parser.parse_args(argv)
+    print("| sweep | runs | N (non-embedding) | tokens per run | total C = 6ND (FLOPs) | PF-days |")
+    print("|---|---|---|---|---|---|")
+    for name in args.names or sweep_names():
+        runs = grid(name)
+        row = describe(name, runs, VOCAB_BY_TOKENIZER.get(runs[0].tokenizer.name, 50257))
+        print(
+            f"| {name} | {row['runs']} | {row['N_min']:.3g} .. {row['N_max']:.3g} | "
+            f"{row['tokens_min']:.3g} .. {row['tokens_max']:.3g} | {row['total_flops']:.3g} | "
+            f"{accounting.pf_days(row['total_flops']):.3g} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
