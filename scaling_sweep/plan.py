@@ -89,8 +89,7 @@ DEVICE_PEAKS = {
 
 INFERENCE_FLOPS_PER_PARAM = 2.0  # forward pass only: 2·N FLOPs per token served (Kaplan's table 1)
 NEAR_OPTIMAL = 2.0  # a model within this factor of N_opt counts as compute-optimal in size
-MAX_FLOPS = 1e40  # the search range of the inverse questions
-MAX_TOKENS = 1e40
+SEARCH_MAX = 1e40  # upper end (tokens or FLOPs) of the inverse questions' search
 
 
 # --- laws: published or fitted ---------------------------------------------------------------
@@ -130,7 +129,8 @@ def _fitted_law(path, data: dict, name: str) -> Law:
     if missing:
         raise PlanError(f"{path}: law {key!r} lacks the number(s) {', '.join(missing)}")
     params = {p: float(entry[p]) for p in wanted}
-    ci = {p: _interval(path, key, p, entry["ci"][p]) for p in wanted if p in entry.get("ci", {})}
+    intervals = entry.get("ci") if isinstance(entry.get("ci"), dict) else {}
+    ci = {p: _interval(path, key, p, intervals[p]) for p in wanted if p in intervals}
     return Law(f"fit:{name}", f"{path} [{key}]", formula, params, allocation, params, ci)
 
 
@@ -156,7 +156,12 @@ def select_laws(spec: str = "all", fit_path=None) -> dict[str, Law]:
 
 
 def resolve_law(law: str | Law) -> Law:
-    return PUBLISHED_LAWS[law] if isinstance(law, str) else law
+    """A Law, or the published law of that name."""
+    if isinstance(law, Law):
+        return law
+    if law not in PUBLISHED_LAWS:
+        raise PlanError(f"law {law!r}: not one of {', '.join(PUBLISHED_LAWS)}")
+    return PUBLISHED_LAWS[law]
 
 
 # --- plans and the questions they answer -------------------------------------------------------
@@ -195,7 +200,7 @@ def compute_optimal(law: Law, compute: float) -> Plan:
 def tokens_to_reach(law: Law, n_params, target_loss: float):
     """Tokens an N-parameter model needs to reach target_loss; inf where the law says it never does."""
     n_params = np.asarray(n_params, dtype=float)
-    return _solve_decreasing(lambda D: law.loss(n_params, D), target_loss, 1.0, MAX_TOKENS, n_params.shape)
+    return _solve_decreasing(lambda D: law.loss(n_params, D), target_loss, 1.0, SEARCH_MAX, n_params.shape)
 
 
 def tokens_for_loss(law: Law, n_params: float, target_loss: float) -> Plan | None:
@@ -205,7 +210,7 @@ def tokens_for_loss(law: Law, n_params: float, target_loss: float) -> Plan | Non
 
 def compute_for_loss(law: Law, target_loss: float) -> Plan | None:
     """The smallest budget whose compute-optimal plan (the law's allocation) reaches target_loss."""
-    C = float(_solve_decreasing(lambda C: compute_optimal(law, float(C)).loss, target_loss, 1.0, MAX_FLOPS))
+    C = float(_solve_decreasing(lambda C: compute_optimal(law, float(C)).loss, target_loss, 1.0, SEARCH_MAX))
     return compute_optimal(law, C) if math.isfinite(C) else None
 
 
@@ -590,6 +595,7 @@ def _render_shapes(result: dict) -> str:
 
 
 def _json_ready(value):
+    """NaN and inf (a fit may hold a NaN CI) as null, so the output is strict JSON."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):

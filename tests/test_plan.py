@@ -139,6 +139,11 @@ def test_fitted_law_predicts_with_its_constants_and_a_ci(tmp_path, capsys):
     assert result["laws"]["fit:chinchilla"]["loss_ci"] == pytest.approx([lo, hi])
 
 
+def test_fit_without_intervals_predicts_without_a_ci(tmp_path):
+    law = plan.read_fits(write_fits(tmp_path, {"schema_version": 1, "chinchilla": {**FIT, "ci": None}}))["chinchilla"]
+    assert law.ci == {} and plan.loss_interval(law, 1e8, 2e9) is None
+
+
 def test_fitted_kaplan_eq_1_5_uses_its_own_optimum(tmp_path):
     payload = {"schema_version": 1, "L_ND": {**laws.KAPLAN["L_ND"], "ci": {}}}
     law = plan.read_fits(write_fits(tmp_path, payload), ["kaplan"])["kaplan"]
@@ -214,6 +219,8 @@ def test_should_stop_at_once_when_the_model_is_too_large_for_the_budget():
     assert plan.should_stop(2.1 * N_opt, 0, 1024, C) == "too_large_for_budget"
     assert plan.should_stop(1.9 * N_opt, 0, 1024, C) is None
     assert plan.should_stop(2.1 * KAPLAN.allocate(C)[0], 0, 1024, C, law="kaplan") == "too_large_for_budget"
+    with pytest.raises(plan.PlanError, match="gopher"):
+        plan.should_stop(1e6, 0, 1024, C, law="gopher")
 
 
 # --- model shape -------------------------------------------------------------------------------------
