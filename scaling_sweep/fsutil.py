@@ -25,11 +25,16 @@ def file_lock(path: Path):
 def atomic_path(path: Path):
     """Yield a temporary sibling of ``path`` (file or directory) and rename it onto ``path`` on success."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    _remove(tmp)  # left over by a killed process that had the same pid
     try:
         yield tmp
         os.replace(tmp, path)
     finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp)
-        else:
-            tmp.unlink(missing_ok=True)
+        _remove(tmp)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
