@@ -29,12 +29,13 @@ MIRROR_ENV = "SCALING_SWEEP_DEBIAN_MIRROR"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 DEFAULT_DIR = Path("~/.cache/scaling_sweep/corpus")
 CORPUS_FILE = "corpus.txt"
+VERSION = 1  # of the extraction; a cached corpus made by another version is rebuilt
 
-# (file stem, Debian package, version, sha256 of the .deb), in corpus order.
+# (Debian package, version, sha256 of the .deb), in corpus order; each gives <last word of its name>.txt.
 MODULES = (
-    ("tdavid", "sword-comm-tdavid", "2.1-1", "bcbfad701c5c4a061475b58309cebc42755a59e87478c8355227c5e046412b3f"),
-    ("mhcc", "sword-comm-mhcc", "2.0-1", "06f748215de78ff48fdfdee93e3ffc5af6318b976485f7aedf22309236967e35"),
-    ("web", "sword-text-web", "426.0-1", "930b23670b352f0829a306501de4bebb5e654a2df02cde2cbe86b802177868e1"),
+    ("sword-comm-tdavid", "2.1-1", "bcbfad701c5c4a061475b58309cebc42755a59e87478c8355227c5e046412b3f"),
+    ("sword-comm-mhcc", "2.0-1", "06f748215de78ff48fdfdee93e3ffc5af6318b976485f7aedf22309236967e35"),
+    ("sword-text-web", "426.0-1", "930b23670b352f0829a306501de4bebb5e654a2df02cde2cbe86b802177868e1"),
 )
 
 SOURCE = (
@@ -45,7 +46,7 @@ SOURCE = (
 )
 LICENSE = (
     "All three texts are in the public domain (Debian copyright files: 'License: public-domain'). "
-    "The corpus is a reformatted derivative (markup and footnotes removed); \"World English Bible\" "
+    'The corpus is a reformatted derivative (markup and footnotes removed); "World English Bible" '
     "is a trademark of eBible.org, which asks that changed text not be called by that name."
 )
 
@@ -59,22 +60,27 @@ def embedded_corpus_path(cache_dir: str | Path | None = None) -> Path:
     root = Path(cache_dir or DEFAULT_DIR).expanduser()
     corpus, manifest = root / CORPUS_FILE, root / "manifest.json"
     with file_lock(root / ".lock"):
-        if manifest.exists() and corpus.exists():
+        complete = corpus.exists() and manifest.exists()
+        if complete and json.loads(manifest.read_text()).get("version") == VERSION:
             return corpus
         mirror = os.environ.get(MIRROR_ENV, DEFAULT_MIRROR).rstrip("/")
         files = {}
-        for stem, pkg, ver, sha in MODULES:
-            text = sword_module_text(deb_data_files(_download(f"{mirror}/pool/main/s/{pkg}/{pkg}_{ver}_all.deb", sha)))
-            files[f"{stem}.txt"] = text.encode("utf-8")
+        for pkg, ver, sha in MODULES:
+            deb = _download(f"{mirror}/pool/main/s/{pkg}/{pkg}_{ver}_all.deb", sha)
+            files[pkg.split("-")[-1] + ".txt"] = sword_module_text(deb_data_files(deb)).encode("utf-8")
         files[CORPUS_FILE] = b"\n\n".join(data.rstrip(b"\n") for data in files.values()) + b"\n"
         for name, data in files.items():
             with atomic_path(root / name) as tmp:
                 tmp.write_bytes(data)
         meta = {
+            "version": VERSION,
             "source": SOURCE,
             "license": LICENSE,
-            "packages": [f"{pkg}_{ver}_all.deb sha256:{sha}" for _, pkg, ver, sha in MODULES],
-            "files": {name: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()} for name, data in files.items()},
+            "packages": [f"{pkg}_{ver}_all.deb sha256:{sha}" for pkg, ver, sha in MODULES],
+            "files": {
+                name: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+                for name, data in files.items()
+            },
         }
         with atomic_path(manifest) as tmp:  # written last: its presence marks a complete corpus
             tmp.write_text(json.dumps(meta, indent=2) + "\n")
@@ -87,11 +93,13 @@ def _download(url: str, sha256: str) -> bytes:
             data = response.read()
     except OSError as e:
         raise CorpusDownloadError(
-            f"could not download the embedded corpus from {url} ({e}); allow access to deb.debian.org, "
-            f"set {MIRROR_ENV} to a Debian mirror, or train on your own files with data.source=text data.path=..."
+            f"could not download the embedded corpus from {url} ({e}); allow access to deb.debian.org, set "
+            f"{MIRROR_ENV} to a Debian mirror, or train on your own files (data.source=text data.path=...)"
         ) from None
     if hashlib.sha256(data).hexdigest() != sha256:
-        raise CorpusDownloadError(f"{url} does not match its pinned sha256 {sha256}; set {MIRROR_ENV} to another Debian mirror")
+        raise CorpusDownloadError(
+            f"{url} does not match its pinned sha256 {sha256}; set {MIRROR_ENV} to another Debian mirror"
+        )
     return data
 
 
@@ -100,7 +108,9 @@ def deb_data_files(deb: bytes) -> dict[str, bytes]:
     if not deb.startswith(b"!<arch>\n"):
         raise ValueError("not a Debian package (ar archive)")
     pos = 8
-    while pos + 60 <= len(deb):  # ar member: 60-byte header (name 16, ..., size 10 at 48), data padded to even
+    while pos + 60 <= len(
+        deb
+    ):  # ar member: 60-byte header (name 16, ..., size 10 at 48), data padded to even
         name, size = deb[pos : pos + 16].decode().strip().rstrip("/"), int(deb[pos + 48 : pos + 58])
         if name.startswith("data.tar"):
             with tarfile.open(fileobj=io.BytesIO(deb[pos + 60 : pos + 60 + size])) as tar:
@@ -114,7 +124,7 @@ _BLOCK_LETTER = {"BOOK": "b", "CHAPTER": "c", "VERSE": "v"}
 
 
 def sword_module_text(files: dict[str, bytes]) -> str:
-    """Plain text of the (single) zText/zCom module among ``files`` (paths as installed under usr/share/sword/)."""
+    """Plain text of the one zText/zCom module among ``files`` (paths as unpacked from its .deb)."""
     (conf_path,) = [p for p in files if p.startswith("usr/share/sword/mods.d/") and p.endswith(".conf")]
     conf = {}
     for line in files[conf_path].decode("utf-8", "replace").splitlines():
@@ -132,7 +142,9 @@ def sword_module_text(files: dict[str, bytes]) -> str:
     for testament in ("ot", "nt"):
         stem = f"{data_dir}/{testament}.{letter}z"
         if files.get(f"{stem}s"):
-            entries += _testament_entries(files[f"{stem}s"], files[f"{stem}v"], files[f"{stem}z"], driver, decompress)
+            entries += _testament_entries(
+                files[f"{stem}s"], files[f"{stem}v"], files[f"{stem}z"], driver, decompress
+            )
     raw = " ".join(e.decode(encoding) for e in entries)
     docs = [""]
     for part in _DOC_START.split(_NOTE.sub(" ", raw)):
@@ -144,8 +156,10 @@ def sword_module_text(files: dict[str, bytes]) -> str:
     return "\n\n".join(d for d in docs if d) + "\n"
 
 
-def _testament_entries(block_index: bytes, entry_index: bytes, blocks: bytes, driver: str, decompress) -> list[bytes]:
-    """Entries of one testament in index (canonical) order; linked entries (several verses sharing a text) once."""
+def _testament_entries(
+    block_index: bytes, entry_index: bytes, blocks: bytes, driver: str, decompress
+) -> list[bytes]:
+    """Entries of one testament in canonical order; linked entries (verses sharing one text) once."""
     block_table = list(struct.iter_unpack("<III", block_index))  # offset, compressed size, size
     # Entries are (block, offset, size) with a 2-byte size (zText/zCom) or a 4-byte one (the *4
     # drivers). Try the conf's width first: sword-comm-mhcc 2.0 says zCom4 but ships 2-byte sizes.
@@ -173,9 +187,11 @@ def _testament_entries(block_index: bytes, entry_index: bytes, blocks: bytes, dr
 _NOTE = re.compile(r"<note\b.*?</note>|<RF>.*?<Rf>", re.S)
 # A document starts at each chapter or book (OSIS milestones <chapter sID=...>, <div type="book" sID=...>).
 _DOC_START = re.compile(r'<(?:chapter|div(?=[^>]*\btype="book"))\b(?=[^>]*\bsID=)[^>]*>')
-# Block-level tags (paragraphs, verse lines, titles, list items, table rows) end a line; cells are separated by
-# a space; every other tag (words, emphasis, references, milestones) is removed and its text kept.
-_BLOCK_TAG = re.compile(r"</?(?:div|p|lb|l|lg|title|item|list|row|table|speaker|br|CM|Pp?|head)\b[^>]*>", re.I)
+# Block-level tags (paragraphs, verse lines, titles, list items, table rows) end a line; table cells are
+# separated by a space; every other tag (words, emphasis, references, milestones) goes, its text stays.
+_BLOCK_TAG = re.compile(
+    r"</?(?:div|p|lb|l|lg|title|item|list|row|table|speaker|br|CM|Pp?|head)\b[^>]*>", re.I
+)
 _CELL_TAG = re.compile(r"</?cell\b[^>]*>")
 _TAG = re.compile(r"<[^>]*>")
 _SPACES = re.compile(r"[ \t\r\xa0]+")
