@@ -148,7 +148,7 @@ def validate(cfg: RunConfig) -> None:
     _require(cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"),
              f"device={cfg.device!r} is not one of auto, cpu, cuda, cuda:N")
     try:
-        check_tokenizer_name(cfg.tokenizer.name, cfg.tokenizer.tiktoken_file)
+        check_tokenizer_name(cfg.tokenizer.name)
         check_data_config(cfg.data)
     except ValueError as err:
         raise ConfigError(str(err)) from None

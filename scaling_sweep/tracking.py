@@ -7,11 +7,12 @@ the TensorBoard events are rebuilt from it, so a killed run never shows steps tw
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 from torch.utils.tensorboard import SummaryWriter
+
+from scaling_sweep.fsutil import atomic_path
 
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -20,12 +21,8 @@ GFLOP = 1e9
 
 
 def atomic_write_json(path: Path, payload: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
 
 
 def read_json(path: Path) -> dict | None:
@@ -70,9 +67,8 @@ class RunLog:
         self.run_dir = run_dir
         metrics_path = run_dir / METRICS_FILE
         kept = [] if resume_step is None else [r for r in read_metrics(metrics_path) if r["step"] <= resume_step]
-        with open(metrics_path.with_name(METRICS_FILE + ".tmp"), "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in kept)
-        os.replace(metrics_path.with_name(METRICS_FILE + ".tmp"), metrics_path)
+        with atomic_path(metrics_path) as tmp:
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
         shutil.rmtree(run_dir / TB_DIR, ignore_errors=True)
         self.writer = SummaryWriter(str(run_dir / TB_DIR))
         for row in kept:

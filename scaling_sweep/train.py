@@ -21,8 +21,10 @@ from tqdm import tqdm
 
 from scaling_sweep import accounting, distributed, hardware
 from scaling_sweep.config import ConfigError, RunConfig, register_configs, validate
+from scaling_sweep.corpus import CorpusDownloadError
 from scaling_sweep.data import BatchSampler, prepare_tokens, validation_batches
 from scaling_sweep.model import GPT
+from scaling_sweep.tokenizer import TokenizerUnavailableError
 from scaling_sweep.optim import build_optimizer, lr_at
 from scaling_sweep.tracking import SUMMARY_FILE, RunLog, read_json
 
@@ -103,7 +105,8 @@ def build_run(cfg: RunConfig, run_dir: Path, dist: distributed.DistInfo) -> Run:
         model=model,
         train_model=train_model,
         optimizer=build_optimizer(model, cfg.optim, peak_lr, device),
-        sampler=BatchSampler(splits.train, cfg.train.batch_size, cfg.model.n_ctx, cfg.train.seed, dist.rank, dist.world_size),
+        sampler=BatchSampler(splits.train, cfg.train.batch_size, cfg.model.n_ctx, cfg.train.seed, dist.rank,
+                             dist.world_size, pin_memory=device.type == "cuda"),
         val_batches=validation_batches(splits.val, cfg.model.n_ctx, cfg.train.eval_windows, cfg.train.micro_batch_size or cfg.train.batch_size),
         counts=counts,
         flops_per_token=accounting.flops_per_token(cfg.model, vocab),
@@ -137,6 +140,7 @@ def save_checkpoint(run: Run, state: TrainState) -> None:
         "optimizer": run.optimizer.state_dict(),
         "state": asdict(state) | {"rates": []},
         "rng": torch.get_rng_state(),
+        "sampler": run.sampler.state_dict(),
         "config": flat_config(run.cfg),
     }
     path = run.run_dir / CHECKPOINT_FILE
@@ -163,6 +167,7 @@ def load_checkpoint(run: Run) -> TrainState | None:
     run.model.load_state_dict(payload["model"])
     run.optimizer.load_state_dict(payload["optimizer"])
     torch.set_rng_state(payload["rng"].cpu())
+    run.sampler.load_state_dict(payload["sampler"])
     return TrainState(**payload["state"])
 
 
@@ -183,7 +188,7 @@ def train_step(run: Run, step: int) -> tuple[torch.Tensor, torch.Tensor]:
     lr = lr_at(step, run.peak_lr, run.cfg.optim, run.total_steps)
     for group in run.optimizer.param_groups:
         group["lr"] = lr
-    x, y = run.sampler.sample(step)
+    x, y = next(run.sampler)
     micro = run.cfg.train.micro_batch_size or x.shape[0]
     micro = min(micro, x.shape[0])
     chunks = list(zip(x.split(micro), y.split(micro)))
@@ -249,7 +254,7 @@ def summary(run: Run, state: TrainState, status: str, reason: str | None) -> dic
         "step": state.step,
         "max_steps": cfg.train.max_steps,
         "tokens": state.tokens,
-        "unique_tokens": run.data_meta["n_train_tokens"],
+        "unique_tokens": run.data_meta["n_unique_train_tokens"],
         "max_unique_tokens": cfg.train.max_unique_tokens,
         "flops": accounting.training_flops(run.counts.non_embedding, state.tokens),
         "flops_exact": fpt.exact * state.tokens,
@@ -259,7 +264,7 @@ def summary(run: Run, state: TrainState, status: str, reason: str | None) -> dic
         "best_val_loss": state.best_val_loss if state.best_val_step >= 0 else None,
         "best_val_step": state.best_val_step if state.best_val_step >= 0 else None,
         "final_train_loss": state.last_train_loss,
-        "unigram_entropy": run.data_meta.get("unigram_entropy"),
+        "unigram_entropy": run.data_meta["train_unigram_entropy_nats"],
         "lr": run.peak_lr,
         "lr_rule": "fixed" if cfg.optim.lr is not None else "kaplan_eq_D1",
         "device": hardware.device_name(run.device),
@@ -352,6 +357,7 @@ def train(cfg: RunConfig, run_dir: Path) -> dict:
     if previous and previous.get("status") not in (None, "running"):
         print(f"{run_dir}: already {previous['status']} ({previous.get('stop_reason')}); nothing to train")
         return previous
+    run_dir.mkdir(parents=True, exist_ok=True)
     dist = distributed.setup(cfg.device)
     try:
         run = build_run(cfg, run_dir, dist)
@@ -389,7 +395,7 @@ def main(cfg: DictConfig) -> float | None:
         run_cfg: RunConfig = OmegaConf.to_object(cfg)
         validate(run_cfg)
         final = train(run_cfg, Path(HydraConfig.get().runtime.output_dir))
-    except ConfigError as err:
+    except (ValueError, CorpusDownloadError, TokenizerUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     if final["status"] == "running":

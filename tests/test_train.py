@@ -48,7 +48,7 @@ def test_tiny_run_writes_the_run_files(tiny_config, tmp_path):
     tags = set(events.Tags()["scalars"])
     for axis in ("loss", "loss_vs_tokens", "loss_vs_gflops_6N"):
         assert {f"{axis}/train", f"{axis}/val"} <= tags
-    assert [e.step for e in events.Scalars("loss_vs_tokens/val")] == [0, 20 * 256, 40 * 256]
+    assert [e.step for e in events.Scalars("loss_vs_tokens/val")] == [0, 20 * 512, 40 * 512]
     assert (run_dir / "checkpoint.pt").exists()
 
 
@@ -102,7 +102,7 @@ def test_gradient_accumulation_matches_the_full_batch(tiny_config, tmp_path):
 
 
 @pytest.mark.parametrize("section,key,value,named", [
-    ("model", "d_model", 30, "model.d_model"),
+    ("model", "d_model", 31, "model.d_model"),
     ("model", "n_layer", 0, "model.n_layer"),
     ("model", "n_ctx", -1, "model.n_ctx"),
     ("train", "batch_size", 0, "train.batch_size"),
@@ -120,7 +120,7 @@ def test_bad_config_names_its_key(tiny_config, section, key, value, named):
 
 def test_bad_input_on_the_command_line_is_one_line(tiny_config, tmp_path):
     cfg = tiny_config()
-    proc = run_cli(cli_overrides(cfg, tmp_path / "bad") + ["model.d_model=30"])
+    proc = run_cli(cli_overrides(cfg, tmp_path / "bad") + ["model.d_model=31"])
     assert proc.wait(timeout=120) == 2
     stderr = proc.stderr.read().strip()
     assert "Traceback" not in stderr and len(stderr.splitlines()) == 1 and "model.d_model" in stderr
@@ -155,4 +155,4 @@ def test_ddp_two_processes_match_one_with_the_same_global_batch(tiny_config, tmp
             if key in a:
                 assert b[key] == pytest.approx(a[key], abs=1e-5), (a["step"], key)
     summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
-    assert summary["world_size"] == 2 and summary["tokens"] == 12 * 8 * 32
+    assert summary["world_size"] == 2 and summary["tokens"] == 12 * 16 * 32
