@@ -76,6 +76,7 @@ class TrainConfig:
     compile: str = "auto"  # auto | on | off
     early_stop_patience: int = 0  # evaluations without val improvement before stopping; 0: off
     compute_budget: Optional[float] = None  # FLOPs (6 N tokens); stop when spent
+    stop_at: str = "none"  # none | compute_optimal: also stop where scaling_sweep.plan.should_stop says
     progress: bool = True
 
 
@@ -107,6 +108,7 @@ CHOICES = {
     "data.source": ("embedded", "hub", "text", "json", "parquet"),
     "train.dtype": ("auto", "fp32", "bf16"),
     "train.compile": ("auto", "on", "off"),
+    "train.stop_at": ("none", "compute_optimal"),
 }
 
 
@@ -140,6 +142,8 @@ def validate(cfg: RunConfig) -> None:
     _require(o.warmup_steps >= 0, f"optim.warmup_steps={o.warmup_steps} must be >= 0")
     _require(0 <= o.min_lr_ratio <= 1, f"optim.min_lr_ratio={o.min_lr_ratio} must lie in [0, 1]")
     _require(0 < cfg.data.val_fraction < 1, f"data.val_fraction={cfg.data.val_fraction} must lie in (0, 1)")
+    _require(t.stop_at != "compute_optimal" or t.compute_budget is not None,
+             "train.stop_at=compute_optimal needs train.compute_budget (FLOPs)")
     _require(t.early_stop_patience >= 0, f"train.early_stop_patience={t.early_stop_patience} must be >= 0")
     for key, allowed in CHOICES.items():
         section, name = key.split(".")

@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from scaling_sweep import accounting, distributed, hardware
+from scaling_sweep import accounting, distributed, hardware, plan
 from scaling_sweep.config import ConfigError, RunConfig, register_configs, validate
 from scaling_sweep.corpus import CorpusDownloadError
 from scaling_sweep.data import BatchSampler, prepare_tokens, validation_batches
@@ -31,6 +31,8 @@ from scaling_sweep.tracking import SUMMARY_FILE, RunLog, read_json
 CHECKPOINT_FILE = "checkpoint.pt"
 # Keys that may change between a run and its resumption without changing what is trained.
 RESUMABLE_KEYS = {"train.progress", "device"}
+# Stop reasons that mean the run trained as far as planned; any other stop is "stopped".
+PLANNED_ENDS = ("max_steps", "max_tokens", "compute_budget")
 
 
 @dataclass
@@ -83,6 +85,9 @@ def planned_steps(cfg: RunConfig, n_params: int) -> int:
     if cfg.train.compute_budget is not None:
         per_step = accounting.training_flops(n_params, batch_tokens)
         steps = min(steps, max(1, int(-(-cfg.train.compute_budget // per_step))))
+    if cfg.train.stop_at == "compute_optimal":
+        tokens, _ = plan.stop_tokens(n_params, cfg.train.compute_budget)
+        steps = min(steps, max(1, -(-int(tokens) // batch_tokens)))
     return steps
 
 
@@ -213,6 +218,10 @@ def stop_reason(run: Run, state: TrainState) -> str | None:
         return "max_steps"
     if train.max_tokens is not None and state.tokens >= train.max_tokens:
         return "max_tokens"
+    if train.stop_at == "compute_optimal":
+        reason = plan.should_stop(run.counts.non_embedding, state.step, run.batch_tokens, train.compute_budget)
+        if reason:
+            return reason
     if train.compute_budget is not None and accounting.training_flops(run.counts.non_embedding, state.tokens) >= train.compute_budget:
         return "compute_budget"
     if train.early_stop_patience and state.evals_since_best >= train.early_stop_patience:
@@ -348,7 +357,7 @@ def run_loop(run: Run, state: TrainState, log: RunLog | None) -> tuple[str, str]
         loss_sum, steps_in_interval = torch.zeros((), device=run.device), 0
         interval_start, interval_tokens = time.perf_counter(), 0
     bar.close()
-    return ("completed" if reason in ("max_steps", "max_tokens") else "stopped"), reason
+    return ("completed" if reason in PLANNED_ENDS else "stopped"), reason
 
 
 def train(cfg: RunConfig, run_dir: Path) -> dict:

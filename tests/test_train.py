@@ -111,6 +111,7 @@ def test_gradient_accumulation_matches_the_full_batch(tiny_config, tmp_path):
     ("tokenizer", "name", "no-such-tokenizer", "tokenizer.name"),
     ("data", "source", "ftp", "data.source"),
     ("train", "dtype", "fp8", "train.dtype"),
+    ("train", "stop_at", "compute_optimal", "train.stop_at"),
 ])
 def test_bad_config_names_its_key(tiny_config, section, key, value, named):
     cfg = tiny_config(**{section: {key: value}})
@@ -156,3 +157,15 @@ def test_ddp_two_processes_match_one_with_the_same_global_batch(tiny_config, tmp
                 assert b[key] == pytest.approx(a[key], abs=1e-5), (a["step"], key)
     summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["tokens"] == 12 * 16 * 32
+
+
+def test_compute_optimal_stop_spends_the_budget_and_says_why(tiny_config, tmp_path):
+    budget = 2.05e10  # Chinchilla's N_opt for it is within a factor 2 of this model's N
+    final = train(tiny_config(train={"max_steps": 10_000, "eval_every": 100, "stop_at": "compute_optimal",
+                                     "compute_budget": budget}), tmp_path / "fits")
+    assert final["stop_reason"] == "compute_budget" and final["status"] == "completed"
+    assert budget <= final["flops"] < budget + 6 * final["N"] * final["batch_tokens"]
+
+    too_big = train(tiny_config(train={"stop_at": "compute_optimal", "compute_budget": 1e9}), tmp_path / "big")
+    assert too_big["stop_reason"] == "too_large_for_budget" and too_big["step"] == 0
+    assert json.loads((tmp_path / "big" / "summary.json").read_text())["stop_reason"] == "too_large_for_budget"
