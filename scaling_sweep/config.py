@@ -64,7 +64,7 @@ class OptimConfig:
 class TrainConfig:
     batch_size: int = 32  # sequences per optimizer step (global, across all processes)
     micro_batch_size: Optional[int] = None  # per forward pass; None: the whole batch
-    max_steps: int = 600
+    max_steps: int = 500
     max_tokens: Optional[int] = None  # stop once this many training tokens are seen
     max_unique_tokens: Optional[int] = None  # D: train on the first D tokens of the corpus only
     eval_every: int = 100

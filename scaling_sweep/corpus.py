@@ -201,3 +201,8 @@ def _clean_lines(markup: str) -> str:
     text = html.unescape(_TAG.sub("", _CELL_TAG.sub(" ", _BLOCK_TAG.sub("\n", markup))))
     lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
     return "\n".join(line for line in lines if line)
+
+
+if __name__ == "__main__":
+    path = embedded_corpus_path()
+    print(f"embedded corpus: {path} ({path.stat().st_size / 1e6:.1f} MB)")

@@ -8,3 +8,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 . .venv/bin/activate
 python -m pip install --quiet --disable-pip-version-check "${TORCH_SPEC:-torch==2.13.0}" -e ".[${EXTRAS:-dev}]"
+# Fetch the embedded corpus now, so training needs no network (cached; a no-op after the first time).
+python -m scaling_sweep.corpus
