@@ -98,7 +98,8 @@ def analyze_sweep(sweep_dir, allow_mixed: bool = False) -> Analysis:
     full_data = [r for r in usable if r["max_unique_tokens"] is None]
     final = points.final_points(usable)
     result.data["final"] = final
-    _fit_size_and_data(result, final)
+    result.data["size_runs"] = points.final_points(points.at_modal_batch(full_data))
+    _fit_size_and_data(result, final, result.data["size_runs"])
     _fit_compute(result, full_data)
     B_crit = _fit_batch(result, full_data)
     _fit_steps(result, full_data, B_crit)
@@ -115,9 +116,10 @@ def _power_law_pair(result: Analysis, key: str, x, loss, var: str) -> None:
                        lambda: fit.held_out_check(fitter, [x], loss))
 
 
-def _fit_size_and_data(result: Analysis, final: dict) -> None:
-    full = ~final["data_limited"]
-    N, loss = points.lowest_per_value(final["N"][full], final["loss"][full])
+def _fit_size_and_data(result: Analysis, final: dict, size_runs: dict) -> None:
+    """L(N) on the full-data runs at the common batch size (the best shape per N); L(D) on the
+    data-limited runs of the largest model; L(N, D) on every run."""
+    N, loss = points.lowest_per_value(size_runs["N"], size_runs["loss"])
     progress(f"L(N): {len(N)} model sizes")
     _power_law_pair(result, "L_N", N, loss, "N")
     limited = final["data_limited"]
@@ -158,10 +160,8 @@ def _fit_batch(result: Analysis, runs: list[Run]) -> Fit | None:
 def _fit_steps(result: Analysis, runs: list[Run], B_crit: Fit | None) -> None:
     """L(N, S_min): with a B_crit fit, every run's steps become S_min (eq. 5.4); without
     one, only the runs at the sweep's most common batch size are used, with raw S."""
-    if B_crit is None and runs:
-        batches = [r["batch_tokens"] for r in runs]
-        modal = max(set(batches), key=batches.count)
-        runs = [r for r in runs if r["batch_tokens"] == modal]
+    if B_crit is None:
+        runs = points.at_modal_batch(runs)
     pts = points.loss_at_steps(runs)
     if B_crit is not None:
         pts["S_min"] = laws.min_steps(pts["S"], pts["B"], B_crit.predict(pts["loss"]))

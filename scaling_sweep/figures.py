@@ -8,6 +8,7 @@ both papers' beside external points (a CSV of published runs).
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -16,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
 from scaling_sweep import laws, points  # noqa: E402
 
@@ -35,11 +37,27 @@ class MissingData(Exception):
 
 def _figure(n_panels, result, title):
     fig, axes = plt.subplots(1, n_panels, figsize=(PANEL[0] * n_panels, PANEL[1] + 0.4), squeeze=False)
-    fig.suptitle(f"{result.name}: {title}", fontsize=10)
+    fig.suptitle(textwrap.fill(f"{result.name}: {title}", 75 * n_panels), fontsize=10)
     return fig, list(axes[0])
 
 
+def _tidy_log_ticks(axis, lo, hi):
+    """Plain numbers on a log axis spanning less than a decade (tick labels there are all
+    minor ones); no minor labels on wider axes, where they collide."""
+    if hi / lo < 10:
+        plain = FuncFormatter(lambda v, _: f"{v:.4g}")
+        axis.set_major_formatter(plain)
+        axis.set_minor_formatter(plain)
+    else:
+        axis.set_minor_formatter(NullFormatter())
+
+
 def _save(fig, out_dir: Path, stem: str) -> str:
+    for ax in fig.axes:
+        if ax.get_xscale() == "log":
+            _tidy_log_ticks(ax.xaxis, *ax.get_xlim())
+        if ax.get_yscale() == "log":
+            _tidy_log_ticks(ax.yaxis, *ax.get_ylim())
     fig.tight_layout()
     for ext in ("png", "svg"):
         fig.savefig(out_dir / f"{stem}.{ext}", dpi=120)
@@ -112,11 +130,6 @@ def _draw_published_power(ax, result, key, x):
                 label=f"Kaplan: {', '.join(f'{k}={v:.3g}' for k, v in laws.KAPLAN[key].items())}")
 
 
-def _final_full(result):
-    final = result.data["final"]
-    return {k: v[~final["data_limited"]] for k, v in final.items()}
-
-
 # ---------------------------------------------------------------- Kaplan's figures
 
 
@@ -124,7 +137,9 @@ def fig1_loss_vs_compute_data_size(result, out_dir):
     """Fig. 1: L against compute (envelope of learning curves), dataset size and N."""
     if not {"L_Cmin", "L_D", "L_N"} & result.fits.keys():
         raise MissingData("needs finished runs at 3 or more model sizes (a size sweep)")
-    fig, (ax_c, ax_d, ax_n) = _figure(3, result, "fig. 1 - loss against compute, dataset size, parameters")
+    exponents = "; ".join(_constant(result.fits[k], f"alpha_{k[2]}") for k in ("L_Cmin", "L_D", "L_N")
+                          if k in result.fits)
+    fig, (ax_c, ax_d, ax_n) = _figure(3, result, f"fig. 1 - loss against compute, dataset size, parameters; {exponents}")
     for run in result.runs:
         if run["max_unique_tokens"] is None:
             curve = run.loss_curve()
@@ -137,7 +152,7 @@ def fig1_loss_vs_compute_data_size(result, out_dir):
     _loglog(ax_c, C_LABEL)
     ax_c.set_title("L(C): C at the run's batch, not C_min", fontsize=9)
     _panel_data_size(ax_d, result)
-    full = _final_full(result)
+    full = result.data["size_runs"]
     N, loss = points.lowest_per_value(full["N"], full["loss"])
     ax_n.plot(N, loss, "o", color="C0", label="lowest early-stopped loss per N")
     _draw_power_fits(ax_n, result, "L_N", N, "N")
@@ -228,7 +243,7 @@ def _panel_ns(fig, ax, result):
     _panel_by_size(fig, ax, result.fits["L_NS"], pts["N"], pts["S_min"], pts["loss"],
                    lambda n, g: (np.full_like(g, n), g), "S_min, steps" if "eq. 5.4" in pts["steps_note"]
                    else "S, steps")
-    ax.set_title(f"L(N, S), eq. 1.6; {pts['steps_note']}", fontsize=8)
+    ax.set_title(textwrap.fill(f"L(N, S), eq. 1.6; {pts['steps_note']}", 70), fontsize=8)
 
 
 SHAPE_FEATURES = (("aspect ratio d_model / n_layer", lambda f: f["d_model"] / f["n_layer"]),
@@ -251,7 +266,7 @@ def _same_size_groups(N, tolerance=0.1):
 
 def fig5_shape(result, out_dir):
     """Fig. 5: loss increase against shape at (about) fixed N."""
-    full = _final_full(result)
+    full = result.data["size_runs"]
     groups = _same_size_groups(full["N"]) if len(full["N"]) else []
     panels = [(label, f(full)) for label, f in SHAPE_FEATURES
               if any(len(np.unique(f(full)[g])) >= 2 for g in groups)]
@@ -276,7 +291,7 @@ def fig5_shape(result, out_dir):
 
 def fig6_embedding_parameters(result, out_dir):
     """Fig. 6: loss against N with and without embedding parameters, coloured by depth."""
-    full = _final_full(result)
+    full = result.data["size_runs"]
     if len(np.unique(full["N"])) < 3:
         raise MissingData("needs finished runs at 3 or more model sizes (a size sweep)")
     fig, axes = _figure(2, result, "fig. 6 - loss against parameters, with and without embeddings")
@@ -359,7 +374,7 @@ def fig14_optimal_size(result, out_dir):
                         np.array([m["N_opt"] for m in minima]), result.fits["N_opt"], "C1"))
     if not sources:
         raise MissingData("needs 3+ model sizes on the compute frontier or 3+ IsoFLOP minima")
-    fig, (ax,) = _figure(1, result, "fig. 14 - compute-efficient model size; " + "; ".join(
+    fig, (ax,) = _figure(1, result, "fig. 14 - compute-efficient model size, N_opt ∝ C^exponent; " + "; ".join(
         f"{label.split(' ')[0]}: {_constant(f, 'exponent')}" for label, _, _, f, _ in sources))
     all_C = np.concatenate([s[1] for s in sources])
     grid = _span(all_C)
@@ -403,8 +418,8 @@ def isoflop_profiles(result, out_dir):
     ax_p.set_xlabel(N_LABEL)
     ax_p.set_ylabel(LOSS_LABEL)
     ax_p.grid(True, alpha=0.3)
-    ax_p.set_title(f"{iso['source']}; lines: parabola in log N" + (", dotted: approach 3" if chin else ""),
-                   fontsize=8)
+    ax_p.set_title(textwrap.fill(f"{iso['source']}; lines: parabola in log N"
+                                 + (", dotted: approach 3" if chin else ""), 70), fontsize=8)
     _colorbar(fig, ax_p, norm, "compute budget C (FLOPs)")
     _panel_allocation(ax_o, result, iso["minima"])
     return _save(fig, out_dir, "isoflop_profiles")

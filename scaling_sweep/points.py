@@ -10,12 +10,13 @@ from scaling_sweep.runs import Run
 MIN_PROFILE_SIZES = 3  # model sizes an IsoFLOP profile needs for a parabola
 
 
-def interp_loglog(x_new, x, y):
-    """y at x_new, interpolated linearly in log x and log y; NaN outside [x[0], x[-1]]."""
+def interp_loglog(x_new, x, y, hold_last=False):
+    """y at x_new, interpolated linearly in log x and log y; NaN outside [x[0], x[-1]], or
+    beyond x[-1] the last y when hold_last."""
     x_new = np.asarray(x_new, float)
     if len(x) < 2:
         return np.full(x_new.shape, np.nan)
-    inside = (x_new >= x[0]) & (x_new <= x[-1])
+    inside = (x_new >= x[0]) & ((x_new <= x[-1]) | hold_last)
     out = np.full(x_new.shape, np.nan)
     out[inside] = np.exp(np.interp(np.log(x_new[inside]), np.log(x), np.log(y)))
     return out
@@ -35,6 +36,16 @@ def final_points(runs: list[Run]) -> dict[str, np.ndarray]:
     return points
 
 
+def at_modal_batch(runs: list[Run]) -> list[Run]:
+    """The runs at the sweep's most common batch size: a size sweep's own runs, without the
+    batch-size variants that train the same N on more or fewer tokens."""
+    if not runs:
+        return runs
+    batches = [r["batch_tokens"] for r in runs]
+    modal = max(set(batches), key=batches.count)
+    return [r for r in runs if r["batch_tokens"] == modal]
+
+
 def lowest_per_value(x, loss):
     """For each distinct x, the lowest loss (the best shape or batch size at that x)."""
     values = np.unique(x)
@@ -50,7 +61,8 @@ def _running_min_curve(run: Run, axis: str):
 
 def envelope(runs: list[Run], n_grid: int = 40) -> dict[str, np.ndarray]:
     """Kaplan fig. 1 left / fig. 2: for each compute C (FLOPs, 6N·tokens) on a log grid, the
-    lowest loss any run had reached by C, and the N of the run that reached it."""
+    lowest loss any run had reached by C (a finished run keeps its lowest loss), and the N of
+    the run that reached it."""
     curves = [(_running_min_curve(r, "flops"), r["N"]) for r in runs]
     curves = [(c, N) for c, N in curves if len(c[0]) >= 2]
     if not curves:
@@ -58,7 +70,7 @@ def envelope(runs: list[Run], n_grid: int = 40) -> dict[str, np.ndarray]:
     lo = min(c[0][0] for c, _ in curves)
     hi = max(c[0][-1] for c, _ in curves)
     C = np.geomspace(lo, hi, n_grid)
-    losses = np.array([interp_loglog(C, *c) for c, _ in curves])  # (runs, grid)
+    losses = np.array([interp_loglog(C, *c, hold_last=True) for c, _ in curves])  # (runs, grid)
     covered = np.isfinite(losses).any(0)
     best = np.nanargmin(np.where(np.isfinite(losses), losses, np.inf), axis=0)
     N = np.array([N for _, N in curves], float)
@@ -117,14 +129,15 @@ def isoflop_profiles(runs: list[Run], n_budgets: int = 6) -> tuple[list[dict], s
     """Chinchilla approach 2: loss against N at fixed compute C. When the sweep holds runs
     stopped at compute budgets (stop_reason compute_budget), each budget's final losses form
     a profile; otherwise each run's learning curve is read at log-spaced budgets (a run whose
-    schedule had not finished by C: losses above a run trained for C). Returns the profiles
+    schedule had not finished by C: losses above a run trained for C), using the runs at the
+    most common batch size. Returns the profiles
     ({"C", "N", "D", "loss"}) with at least MIN_PROFILE_SIZES sizes, and how they were made."""
     budget_runs = [r for r in runs if r["stop_reason"] == "compute_budget"]
     if budget_runs:
         profiles = budget_profiles(*(np.array([r[k] for r in budget_runs], float) for k in ("flops", "N")),
                                    np.array([r.final_loss for r in budget_runs]))
         return profiles, "final losses of runs stopped at each compute budget"
-    profiles = _curve_profiles(runs, n_budgets)
+    profiles = _curve_profiles(at_modal_batch(runs), n_budgets)
     return _with_enough_sizes(profiles), "learning curves read at fixed compute (schedules not finished at C)"
 
 
