@@ -40,8 +40,14 @@ NEEDS = {
     "B_crit": "a batch-size sweep: one model at 2 or more batch sizes (train.batch_size)",
     "chinchilla": "IsoFLOP profiles: 3 or more sizes whose curves overlap in compute, or runs stopped at train.compute_budget",
     "N_opt": "3 or more IsoFLOP profiles whose parabolas have their minimum inside the sizes sampled",
+    "D_opt": "3 or more IsoFLOP profiles whose parabolas have their minimum inside the sizes sampled",
     "N_opt_frontier": "3 or more model sizes on the compute-efficient frontier",
 }
+
+
+# The held-out Chinchilla refit starts from every 5th point of the 4500-start grid: it
+# lands in the same minimum and halves the time of an analysis.
+HELD_OUT_CHINCHILLA = partial(fit.fit_chinchilla, starts=fit.CHINCHILLA_GRID[::5])
 
 
 def progress(message: str) -> None:
@@ -192,7 +198,7 @@ def _fit_isoflops(result: Analysis, profiles: list[dict], source: str) -> None:
         N = D = loss = np.array([])
     progress(f"Chinchilla approach 3: {len(fit.CHINCHILLA_GRID)} L-BFGS starts on {len(loss)} points")
     result.attempt("chinchilla", lambda: fit.fit_chinchilla(N, D, loss),
-                   lambda: fit.held_out_check(fit.fit_chinchilla, [N, D], loss))
+                   lambda: fit.held_out_check(HELD_OUT_CHINCHILLA, [N, D], loss))
 
 
 # ---------------------------------------------------------------- fits on external points
@@ -235,7 +241,7 @@ def analyze_points(path, drop_highest_loss: int = 0) -> Analysis:
     N, D, loss = table["N"], table["D"], table["loss"]
     progress(f"{path}: {len(loss)} points; Chinchilla approach 3 from {len(fit.CHINCHILLA_GRID)} starts")
     result.attempt("chinchilla", lambda: fit.fit_chinchilla(N, D, loss),
-                   lambda: fit.held_out_check(fit.fit_chinchilla, [N, D], loss))
+                   lambda: fit.held_out_check(HELD_OUT_CHINCHILLA, [N, D], loss))
     result.attempt("L_ND", lambda: fit.fit_kaplan_nd(N, D, loss),
                    lambda: fit.held_out_check(fit.fit_kaplan_nd, [N, D], loss))
     _fit_isoflops_of_table(result, table)

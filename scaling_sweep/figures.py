@@ -37,22 +37,30 @@ class MissingData(Exception):
 
 def _figure(n_panels, result, title):
     fig, axes = plt.subplots(1, n_panels, figsize=(PANEL[0] * n_panels, PANEL[1] + 0.4), squeeze=False)
-    fig.suptitle(textwrap.fill(f"{result.name}: {title}", 75 * n_panels), fontsize=10)
+    fig.suptitle(textwrap.fill(f"{result.name}: {title}", 60 * n_panels), fontsize=10)
     return fig, list(axes[0])
 
 
+def _label_2_and_5(value, _):
+    mantissa = value / 10 ** np.floor(np.log10(value))
+    return f"{value:g}" if round(mantissa) in (2, 5) else ""
+
+
 def _tidy_log_ticks(axis, lo, hi):
-    """Plain numbers on a log axis spanning less than a decade (tick labels there are all
-    minor ones); no minor labels on wider axes, where they collide."""
+    """Plain numbers on a log axis spanning less than a decade (its labels are all on minor
+    ticks); a few minor labels up to two decades; none on wider axes, where they collide."""
     if hi / lo < 10:
         plain = FuncFormatter(lambda v, _: f"{v:.4g}")
         axis.set_major_formatter(plain)
         axis.set_minor_formatter(plain)
+    elif hi / lo < 100:
+        axis.set_minor_formatter(FuncFormatter(_label_2_and_5))
     else:
         axis.set_minor_formatter(NullFormatter())
 
 
 def _save(fig, out_dir: Path, stem: str) -> str:
+    fig.canvas.draw()  # colorbars set their limits when drawn
     for ax in fig.axes:
         if ax.get_xscale() == "log":
             _tidy_log_ticks(ax.xaxis, *ax.get_xlim())
@@ -319,7 +327,9 @@ def fig9_overfitting(result, out_dir):
     excess = final["loss"] / laws.loss_n(final["N"], p["N_c"], p["alpha_N"]) - 1
     fig, (ax,) = _figure(1, result, f"fig. 9 - overfitting; {_constants(f, ['alpha_N', 'alpha_D'])}")
     norm, color = _size_colors(final["N"])
-    ax.scatter(x, np.maximum(excess, 1e-4), c=[color(n) for n in final["N"]], s=18)
+    above = excess > 0  # a log axis cannot show runs that beat the fitted L(N, inf)
+    ax.scatter(x[above], excess[above], c=[color(n) for n in final["N"][above]], s=18,
+               label=f"runs ({(~above).sum()} below L(N, ∞) not shown)")
     grid = _span(x)
     ax.plot(grid, (1 + grid * p["D_c"] / p["N_c"] ** ratio) ** p["alpha_D"] - 1, color="C3",
             label="eq. 1.5: (1 + x·D_c/N_c^(α_N/α_D))^α_D - 1")

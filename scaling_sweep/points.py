@@ -141,12 +141,13 @@ def isoflop_profiles(runs: list[Run], n_budgets: int = 6) -> tuple[list[dict], s
     return _with_enough_sizes(profiles), "learning curves read at fixed compute (schedules not finished at C)"
 
 
-def budget_profiles(C, N, loss, gap: float = 1.25) -> list[dict]:
+def budget_profiles(C, N, loss, gap: float = 1.25, spread: float = 1.5) -> list[dict]:
     """Points grouped into compute budgets: sorted C is split wherever consecutive values
-    differ by more than a factor gap (budgets read off a figure scatter by a few percent)."""
+    differ by more than a factor gap (budgets read off a figure scatter by a few percent);
+    a group spanning more than a factor spread is no budget and is dropped."""
     order = np.argsort(C)
     breaks = np.nonzero(np.diff(np.log(C[order])) > np.log(gap))[0] + 1
-    groups = np.split(order, breaks)
+    groups = [g for g in np.split(order, breaks) if C[g].max() <= spread * C[g].min()]
     return _with_enough_sizes([_profile(np.exp(np.log(C[g]).mean()), N[g], loss[g]) for g in groups])
 
 

@@ -9,7 +9,7 @@ import pytest
 from synthetic_sweep import TRUTH, run_specs, write_synthetic_sweep
 
 from scaling_sweep import analyze, points, runs
-from scaling_sweep.laws import critical_batch
+from scaling_sweep.laws import EPOCH_REPLICATION, chinchilla_loss, critical_batch
 
 from test_fit import REFERENCE
 
@@ -136,3 +136,17 @@ def test_points_csv_needs_its_columns(tmp_path, capsys):
     table.write_text("params,loss\n1e6,3.0\n")
     assert analyze.main(["--points", str(table)]) == 2
     assert "needs columns N, loss and D or C" in capsys.readouterr().err
+
+
+def test_points_on_isoflop_budgets_give_chinchilla_allocation(tmp_path):
+    """Approach 2 on exact IsoFLOP profiles of Epoch's law: N_opt ∝ C^(beta/(alpha+beta))."""
+    C = np.repeat(np.geomspace(1e18, 1e22, 5), 9)
+    N = np.concatenate([np.geomspace(0.1, 10, 9) * np.sqrt(c / 120) for c in np.geomspace(1e18, 1e22, 5)])
+    loss = chinchilla_loss(N, C / (6 * N), **EPOCH_REPLICATION)
+    table = tmp_path / "isoflops.csv"
+    table.write_text("N,C,loss\n" + "".join(f"{n},{c},{l}\n" for n, c, l in zip(N, C, loss)))
+    result = analyze.analyze_points(table)
+    a = EPOCH_REPLICATION["beta"] / (EPOCH_REPLICATION["alpha"] + EPOCH_REPLICATION["beta"])
+    assert result.fits["N_opt"].params["exponent"] == pytest.approx(a, abs=0.02)
+    assert result.fits["D_opt"].params["exponent"] == pytest.approx(1 - a, abs=0.02)
+    assert result.fits["chinchilla"].params["alpha"] == pytest.approx(EPOCH_REPLICATION["alpha"], rel=1e-3)
