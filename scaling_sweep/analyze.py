@@ -64,13 +64,15 @@ class Analysis:
     runs: list[Run] = field(default_factory=list)  # runs used
     excluded: list[tuple[str, str]] = field(default_factory=list)  # (run, why)
 
-    def attempt(self, key: str, make, held_out=None) -> Fit | None:
-        """Run one fit; a FitError becomes a line in `skipped`. held_out() -> dict or FitError."""
+    def attempt(self, key: str, make, held_out=None, points: str = "") -> Fit | None:
+        """Run one fit; a FitError becomes a line in `skipped`. held_out() -> dict or FitError;
+        points says what the fitted points are."""
         try:
             result = make()
         except FitError as err:
             self.skipped[key] = f"{err}; needs {NEEDS.get(key.removesuffix('_floor'), 'more points')}"
             return None
+        result.extra["points"] = points
         if held_out is not None:
             try:
                 result.extra["held_out"] = held_out()
@@ -82,8 +84,8 @@ class Analysis:
     def to_json(self) -> dict:
         laws_out = {}
         for key, result in self.fits.items():
-            form, source = law_form(result)
-            laws_out[key] = {"form": form, "source": source, **result.to_dict(),
+            form, reference = law_form(result)
+            laws_out[key] = {"form": form, "reference": reference, **result.to_dict(),
                              "convention": CONVENTION, **self.setting}
         return laws_out
 
@@ -113,13 +115,13 @@ def analyze_sweep(sweep_dir, allow_mixed: bool = False) -> Analysis:
     return result
 
 
-def _power_law_pair(result: Analysis, key: str, x, loss, var: str) -> None:
+def _power_law_pair(result: Analysis, key: str, x, loss, var: str, points_note: str) -> None:
     """Kaplan's pure power law and the same with an irreducible term, each held out on
     the largest x."""
     for floor, suffix in ((False, ""), (True, "_floor")):
         fitter = partial(fit.fit_power_law, var=var, floor=floor)
         result.attempt(key + suffix, lambda: fitter(x, loss),
-                       lambda: fit.held_out_check(fitter, [x], loss))
+                       lambda: fit.held_out_check(fitter, [x], loss), points_note)
 
 
 def _fit_size_and_data(result: Analysis, final: dict, size_runs: dict) -> None:
@@ -127,15 +129,18 @@ def _fit_size_and_data(result: Analysis, final: dict, size_runs: dict) -> None:
     data-limited runs of the largest model; L(N, D) on every run."""
     N, loss = points.lowest_per_value(size_runs["N"], size_runs["loss"])
     progress(f"L(N): {len(N)} model sizes")
-    _power_law_pair(result, "L_N", N, loss, "N")
+    _power_law_pair(result, "L_N", N, loss, "N", "lowest early-stopped (best validation) loss per N of "
+                    "the full-data runs at the most common batch size")
     limited = final["data_limited"]
     if limited.any():
         largest = limited & (final["N"] == final["N"][limited].max())
         D, loss_D = points.lowest_per_value(final["D"][largest], final["loss"][largest])
-        _power_law_pair(result, "L_D", D, loss_D, "D")
+        _power_law_pair(result, "L_D", D, loss_D, "D", "early-stopped loss per dataset size D (unique "
+                        "training tokens) of the largest data-limited model")
         progress(f"L(N, D): {limited.sum()} data-limited runs")
         result.attempt("L_ND", lambda: fit.fit_kaplan_nd(final["N"], final["D"], final["loss"]),
-                       lambda: fit.held_out_check(fit.fit_kaplan_nd, [final["N"], final["D"]], final["loss"]))
+                       lambda: fit.held_out_check(fit.fit_kaplan_nd, [final["N"], final["D"]], final["loss"]),
+                       "early-stopped loss of every finished run; D = its unique training tokens")
     else:
         for key in ("L_D", "L_ND"):
             result.skipped[key] = f"no data-limited runs; needs {NEEDS[key]}"
@@ -148,9 +153,12 @@ def _fit_compute(result: Analysis, runs: list[Run]) -> None:
     if len(runs) < 3:
         frontier = {k: v[:0] for k, v in frontier.items()}
     for floor, suffix in ((False, ""), (True, "_floor")):
-        result.attempt("L_Cmin" + suffix, lambda: fit.fit_power_law(frontier["C"], frontier["loss"], "C", floor))
+        result.attempt("L_Cmin" + suffix, lambda: fit.fit_power_law(frontier["C"], frontier["loss"], "C", floor),
+                       points="envelope of the learning curves, the lowest loss reached by each C; C = "
+                              "6N·tokens at each run's own batch size (not converted to C_min)")
     if len(np.unique(frontier["N"])) >= 3:
-        result.attempt("N_opt_frontier", lambda: fit.fit_allocation(frontier["C"], frontier["N"]))
+        result.attempt("N_opt_frontier", lambda: fit.fit_allocation(frontier["C"], frontier["N"]),
+                       points="N of the run on the envelope at each C")
     else:
         result.skipped["N_opt_frontier"] = (f"{len(np.unique(frontier['N']))} sizes on the frontier; "
                                             f"needs {NEEDS['N_opt_frontier']}")
@@ -160,7 +168,9 @@ def _fit_batch(result: Analysis, runs: list[Run]) -> Fit | None:
     targets = points.steps_to_targets(runs)
     result.data["batch"] = targets
     progress(f"B_crit: {len(targets['S'])} (target loss, batch size) points")
-    return result.attempt("B_crit", lambda: fit.fit_critical_batch(targets["target"], targets["B"], targets["S"]))
+    return result.attempt("B_crit", lambda: fit.fit_critical_batch(targets["target"], targets["B"], targets["S"]),
+                          points="steps each batch size needed to first reach target losses, runs of one "
+                                 "N at 2 or more batch sizes")
 
 
 def _fit_steps(result: Analysis, runs: list[Run], B_crit: Fit | None) -> None:
@@ -179,26 +189,33 @@ def _fit_steps(result: Analysis, runs: list[Run], B_crit: Fit | None) -> None:
     result.data["steps"] = pts
     progress(f"L(N, S): {len(pts['S'])} points from {len(runs)} runs")
     result.attempt("L_NS", lambda: fit.fit_kaplan_ns(pts["N"], pts["S_min"], pts["loss"]),
-                   lambda: fit.held_out_check(fit.fit_kaplan_ns, [pts["N"], pts["S_min"]], pts["loss"]))
+                   lambda: fit.held_out_check(fit.fit_kaplan_ns, [pts["N"], pts["S_min"]], pts["loss"]),
+                   f"loss of each run at log-spaced steps; {pts['steps_note']}")
 
 
 def _fit_isoflops(result: Analysis, profiles: list[dict], source: str) -> None:
-    """Chinchilla approach 2 (parabola minima -> N_opt, D_opt exponents) and approach 3
-    (E + A/N^alpha + B/D^beta on every profile point)."""
-    minima = [m for m in map(points.isoflop_minimum, profiles) if m is not None]
-    result.data["isoflop"] = {"profiles": profiles, "minima": minima, "source": source}
-    progress(f"IsoFLOP: {len(profiles)} profiles ({source}), {len(minima)} with a bracketed minimum")
-    C_min = np.array([m["C"] for m in minima])
-    for key in ("N_opt", "D_opt"):
-        values = np.array([m[key] for m in minima])
-        result.attempt(key, lambda: fit.fit_allocation(C_min, values, name=key))
+    """Chinchilla approaches 2 and 3 (E + A/N^alpha + B/D^beta on every profile point)."""
+    _fit_approach_2(result, profiles, source)
     if profiles:
         N, D, loss = (np.concatenate([p[k] for p in profiles]) for k in ("N", "D", "loss"))
     else:
         N = D = loss = np.array([])
     progress(f"Chinchilla approach 3: {len(fit.CHINCHILLA_GRID)} L-BFGS starts on {len(loss)} points")
     result.attempt("chinchilla", lambda: fit.fit_chinchilla(N, D, loss),
-                   lambda: fit.held_out_check(HELD_OUT_CHINCHILLA, [N, D], loss))
+                   lambda: fit.held_out_check(HELD_OUT_CHINCHILLA, [N, D], loss),
+                   f"every point of the IsoFLOP profiles, D = C/(6N): {source}")
+
+
+def _fit_approach_2(result: Analysis, profiles: list[dict], source: str) -> None:
+    """Chinchilla approach 2: parabola minima of the IsoFLOP profiles -> N_opt, D_opt against C."""
+    minima = [m for m in map(points.isoflop_minimum, profiles) if m is not None]
+    result.data["isoflop"] = {"profiles": profiles, "minima": minima, "source": source}
+    progress(f"IsoFLOP: {len(profiles)} profiles ({source}), {len(minima)} with a bracketed minimum")
+    C = np.array([m["C"] for m in minima])
+    for key in ("N_opt", "D_opt"):
+        values = np.array([m[key] for m in minima])
+        result.attempt(key, lambda: fit.fit_allocation(C, values, name=key),
+                       points=f"minima of parabolas in log N fitted to IsoFLOP profiles: {source}")
 
 
 # ---------------------------------------------------------------- fits on external points
@@ -236,26 +253,18 @@ def read_points(path, drop_highest_loss: int = 0) -> dict[str, np.ndarray]:
 
 def analyze_points(path, drop_highest_loss: int = 0) -> Analysis:
     table = read_points(path, drop_highest_loss)
-    result = Analysis(Path(path).stem, {"source": str(path), "tokenizer": None, "n_ctx": None})
+    result = Analysis(Path(path).stem, {"points_file": str(path), "tokenizer": None, "n_ctx": None})
     result.data["table"] = table
     N, D, loss = table["N"], table["D"], table["loss"]
     progress(f"{path}: {len(loss)} points; Chinchilla approach 3 from {len(fit.CHINCHILLA_GRID)} starts")
+    note = f"external points from {path}"
     result.attempt("chinchilla", lambda: fit.fit_chinchilla(N, D, loss),
-                   lambda: fit.held_out_check(HELD_OUT_CHINCHILLA, [N, D], loss))
+                   lambda: fit.held_out_check(HELD_OUT_CHINCHILLA, [N, D], loss), note)
     result.attempt("L_ND", lambda: fit.fit_kaplan_nd(N, D, loss),
-                   lambda: fit.held_out_check(fit.fit_kaplan_nd, [N, D], loss))
-    _fit_isoflops_of_table(result, table)
-    return result
-
-
-def _fit_isoflops_of_table(result: Analysis, table: dict) -> None:
+                   lambda: fit.held_out_check(fit.fit_kaplan_nd, [N, D], loss), note)
     profiles = points.budget_profiles(table["C"], table["N"], table["loss"])
-    minima = [m for m in map(points.isoflop_minimum, profiles) if m is not None]
-    result.data["isoflop"] = {"profiles": profiles, "minima": minima, "source": "points grouped by compute budget"}
-    C = np.array([m["C"] for m in minima])
-    for key in ("N_opt", "D_opt"):
-        values = np.array([m[key] for m in minima])
-        result.attempt(key, lambda: fit.fit_allocation(C, values, name=key))
+    _fit_approach_2(result, profiles, "external points grouped by compute budget")
+    return result
 
 
 # ---------------------------------------------------------------- outputs

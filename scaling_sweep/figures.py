@@ -112,12 +112,18 @@ def _colorbar(fig, ax, norm, label):
     fig.colorbar(sm, ax=ax, label=label)
 
 
+def _fit_or_skip(result, key, why):
+    if key not in result.fits:
+        raise MissingData(why)
+    return result.fits[key]
+
+
 def _kaplan_applies(result) -> bool:
     return result.setting.get("tokenizer") in KAPLAN_TOKENIZERS
 
 
 def _external(result) -> bool:
-    return "source" in result.setting
+    return "points_file" in result.setting
 
 
 def _draw_power_fits(ax, result, keys, x, var):
@@ -308,8 +314,8 @@ def fig6_embedding_parameters(result, out_dir):
                            (axes[1], "N", N_LABEL)):
         for i, depth in enumerate(depths):
             mine = full["n_layer"] == depth
-            ax.plot(full[key][mine], full["loss"][mine], "o", ms=4, color=plt.cm.plasma(i / max(1, len(depths) - 1) * 0.85),
-                    label=f"{int(depth)} layers")
+            color = plt.cm.plasma(0.85 * i / max(1, len(depths) - 1))
+            ax.plot(full[key][mine], full["loss"][mine], "o", ms=4, color=color, label=f"{int(depth)} layers")
         _loglog(ax, label)
         _legend(ax)
     return _save(fig, out_dir, "fig6_embedding_parameters")
@@ -317,9 +323,7 @@ def fig6_embedding_parameters(result, out_dir):
 
 def fig9_overfitting(result, out_dir):
     """Fig. 9 right: L(N, D)/L(N, inf) - 1 against N^(alpha_N/alpha_D)/D."""
-    f = result.fits.get("L_ND")
-    if f is None:
-        raise MissingData("needs an L(N, D) fit: a data sweep (train.max_unique_tokens at 2+ sizes)")
+    f = _fit_or_skip(result, "L_ND", "needs an L(N, D) fit: a data sweep (train.max_unique_tokens at 2+ sizes)")
     p = f.params
     final = result.data["final"]
     ratio = p["alpha_N"] / p["alpha_D"]
@@ -341,9 +345,8 @@ def fig9_overfitting(result, out_dir):
 
 def fig10_critical_batch(result, out_dir):
     """Fig. 11-style hyperbolae (steps against tokens per target) and fig. 10, B_crit(L)."""
-    f = result.fits.get("B_crit")
-    if f is None:
-        raise MissingData("needs a batch-size sweep: one model at 2 or more batch sizes (train.batch_size)")
+    f = _fit_or_skip(result, "B_crit", "needs a batch-size sweep: one model at 2 or more batch sizes "
+                     "(train.batch_size)")
     fig, (ax_h, ax_b) = _figure(2, result, f"fig. 10 - critical batch; {_constants(f, ['B_star', 'alpha_B'])}")
     pts = result.data["batch"]
     targets = f.extra["targets"]

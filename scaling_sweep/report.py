@@ -36,7 +36,7 @@ def constants_rows(result) -> list[str]:
         for name, value in f.params.items():
             lo, hi = f.ci.get(name, (np.nan, np.nan))
             rows.append(f"| {key} | {name} | {value:.4g} | [{lo:.4g}, {hi:.4g}] | "
-                        f"{laws.CONSTANT_UNITS.get(name, '-')} | {_published(key, name)} |")
+                        f"{laws.CONSTANT_UNITS.get(name, 'dimensionless')} | {_published(key, name)} |")
     return rows
 
 
@@ -62,7 +62,7 @@ def law_form(f) -> tuple[str, str]:
 
 
 def _forms(result) -> list[str]:
-    return [f"- **{key}**: {law_form(f)[0]} ({law_form(f)[1]}; {f.n_points} points)"
+    return [f"- **{key}**: {law_form(f)[0]} ({law_form(f)[1]}); {f.n_points} points: {f.extra['points']}"
             for key, f in result.fits.items()]
 
 
