@@ -47,16 +47,21 @@ def _label_2_and_5(value, _):
 
 
 def _tidy_log_ticks(axis, lo, hi):
-    """Plain numbers on a log axis spanning less than a decade (its labels are all on minor
-    ticks); a few minor labels up to two decades; none on wider axes, where they collide."""
-    if hi / lo < 10:
-        plain = FuncFormatter(lambda v, _: f"{v:.4g}")
-        axis.set_major_formatter(plain)
-        axis.set_minor_formatter(plain)
-    elif hi / lo < 100:
+    """Plain numbers on a log axis spanning less than a decade (its labels are on minor
+    ticks): those with mantissa 1, 2, 3 or 5, or else about six evenly; mantissas 2 and 5
+    up to two decades; no minor labels on wider axes, where they collide."""
+    if hi / lo >= 100:
+        axis.set_minor_formatter(NullFormatter())
+    elif hi / lo >= 10:
         axis.set_minor_formatter(FuncFormatter(_label_2_and_5))
     else:
-        axis.set_minor_formatter(NullFormatter())
+        ticks = np.array(sorted(t for t in (*axis.get_majorticklocs(), *axis.get_minorticklocs()) if lo <= t <= hi))
+        mantissa = np.round(ticks / 10 ** np.floor(np.log10(ticks)), 6)
+        round_ones = ticks[np.isin(mantissa, (1, 2, 3, 5))]
+        shown = round_ones if len(round_ones) >= 3 else ticks[::max(1, int(np.ceil(len(ticks) / 6)))]
+        plain = FuncFormatter(lambda v, _: f"{v:.4g}" if np.isclose(v, shown, rtol=1e-9).any() else "")
+        axis.set_major_formatter(plain)
+        axis.set_minor_formatter(plain)
 
 
 def _save(fig, out_dir: Path, stem: str) -> str:
