@@ -21,9 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scaling_sweep import fit, laws, points
+from scaling_sweep import fit, laws, points, report
 from scaling_sweep.fit import Fit, FitError
-from scaling_sweep.report import law_form
 from scaling_sweep.runs import Run, SweepError, check_one_setting, read_sweep
 
 SCHEMA_VERSION = 1
@@ -84,7 +83,7 @@ class Analysis:
     def to_json(self) -> dict:
         laws_out = {}
         for key, result in self.fits.items():
-            form, reference = law_form(result)
+            form, reference = report.law_form(result)
             laws_out[key] = {"form": form, "reference": reference, **result.to_dict(),
                              "convention": CONVENTION, **self.setting}
         return laws_out
@@ -286,7 +285,7 @@ def fits_json(result: Analysis) -> dict:
 
 
 def write_outputs(result: Analysis, out_dir: Path) -> None:
-    from scaling_sweep import figures, report  # matplotlib loads only here
+    from scaling_sweep import figures  # matplotlib loads only here
 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "fits.json").write_text(json.dumps(fits_json(result), indent=2, default=float))
@@ -302,7 +301,7 @@ def constants_table(result: Analysis) -> str:
     """The fitted constants, one line each, with units and intervals."""
     lines = []
     for key, result_fit in result.fits.items():
-        lines.append(f"{key}: {law_form(result_fit)[0]}  ({result_fit.n_points} points)")
+        lines.append(f"{key}: {report.law_form(result_fit)[0]}  ({result_fit.n_points} points)")
         for name, value in result_fit.params.items():
             lo, hi = result_fit.ci.get(name, (np.nan, np.nan))
             unit = laws.CONSTANT_UNITS.get(name, "dimensionless")

@@ -131,9 +131,9 @@ def _external(result) -> bool:
     return "points_file" in result.setting
 
 
-def _draw_power_fits(ax, result, keys, x, var):
-    """The fitted power laws (and the floor variant) as lines over x."""
-    for key, style in ((keys, "-"), (keys + "_floor", "--")):
+def _draw_power_fits(ax, result, law, x, var):
+    """The fitted power law and its variant with a floor as lines over x."""
+    for key, style in ((law, "-"), (law + "_floor", "--")):
         f = result.fits.get(key)
         if f is None:
             continue

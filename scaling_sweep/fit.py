@@ -33,15 +33,15 @@ HUBER_DELTA = 1e-3
 CI_LEVEL = 0.95
 N_BOOT = 1000
 
-# law name -> (formula, names of its inputs in the order predict() takes them)
+# law name -> its formula in scaling_sweep.laws
 LAWS = {
-    "L_N": (laws.loss_n, ("N",)),
-    "L_D": (laws.loss_d, ("D",)),
-    "L_Cmin": (laws.loss_cmin, ("C_min",)),
-    "L_ND": (laws.loss_nd, ("N", "D")),
-    "L_NS": (laws.loss_ns, ("N", "S_min")),
-    "chinchilla": (laws.chinchilla_loss, ("N", "D")),
-    "B_crit": (laws.critical_batch, ("L",)),
+    "L_N": laws.loss_n,
+    "L_D": laws.loss_d,
+    "L_Cmin": laws.loss_cmin,
+    "L_ND": laws.loss_nd,
+    "L_NS": laws.loss_ns,
+    "chinchilla": laws.chinchilla_loss,
+    "B_crit": laws.critical_batch,
 }
 POWER_LAW_NAMES = {"N": "L_N", "D": "L_D", "C": "L_Cmin"}  # fit_power_law's var -> law
 
@@ -61,8 +61,7 @@ class Fit:
     extra: dict = field(default_factory=dict)  # held-out check, per-law details
 
     def predict(self, *inputs):
-        formula, _ = LAWS[self.law]
-        return formula(*inputs, **self.params)
+        return LAWS[self.law](*inputs, **self.params)
 
     def to_dict(self) -> dict:
         return {**self.params, "ci": {k: list(v) for k, v in self.ci.items()},

@@ -32,7 +32,6 @@ def final_points(runs: list[Run]) -> dict[str, np.ndarray]:
     points["D"] = points.pop("unique_tokens")
     points["loss"] = np.array([r.final_loss for r in runs])
     points["data_limited"] = np.array([r["max_unique_tokens"] is not None for r in runs])
-    points["run"] = np.array([r.name for r in runs])
     return points
 
 

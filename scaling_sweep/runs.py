@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,6 @@ class Run:
     summary: dict
     metrics: dict[str, np.ndarray]  # CURVE_KEYS -> arrays, NaN where a row lacks the key
     skipped_lines: int = 0  # unreadable metrics lines (a killed run truncates the last one)
-    problems: list[str] = field(default_factory=list)
 
     def __getitem__(self, key):
         return self.summary.get(key)
