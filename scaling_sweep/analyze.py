@@ -82,9 +82,9 @@ class Analysis:
 
     def to_json(self) -> dict:
         laws_out = {}
-        for key, result in self.fits.items():
-            form, reference = report.law_form(result)
-            laws_out[key] = {"form": form, "reference": reference, **result.to_dict(),
+        for key, law_fit in self.fits.items():
+            form, reference = report.law_form(law_fit)
+            laws_out[key] = {"form": form, "reference": reference, **law_fit.to_dict(),
                              "convention": CONVENTION, **self.setting}
         return laws_out
 
@@ -300,10 +300,10 @@ def write_outputs(result: Analysis, out_dir: Path) -> None:
 def constants_table(result: Analysis) -> str:
     """The fitted constants, one line each, with units and intervals."""
     lines = []
-    for key, result_fit in result.fits.items():
-        lines.append(f"{key}: {report.law_form(result_fit)[0]}  ({result_fit.n_points} points)")
-        for name, value in result_fit.params.items():
-            lo, hi = result_fit.ci.get(name, (np.nan, np.nan))
+    for key, law_fit in result.fits.items():
+        lines.append(f"{key}: {report.law_form(law_fit)[0]}  ({law_fit.n_points} points)")
+        for name, value in law_fit.params.items():
+            lo, hi = law_fit.ci.get(name, (np.nan, np.nan))
             unit = laws.CONSTANT_UNITS.get(name, "dimensionless")
             lines.append(f"    {name:<9} = {value:<10.4g} 95% CI [{lo:.4g}, {hi:.4g}]  {unit}")
     for key, why in result.skipped.items():
