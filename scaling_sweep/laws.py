@@ -44,11 +44,37 @@ CHINCHILLA = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 # Chinchilla's figure 4
 EPOCH_REPLICATION = {"E": 1.82, "A": 482.0, "B": 2085.4, "alpha": 0.3478, "beta": 0.3658}
 
+# Chinchilla's N_opt ∝ C^a, D_opt ∝ C^b (approaches 1 and 2); Kaplan's D_opt = C/(6·N_opt)
+CHINCHILLA_EXPONENTS = {"N_opt": 0.50, "D_opt": 0.50}
+KAPLAN_EXPONENTS = {"N_opt": 0.73, "D_opt": 0.27}
+
 PUBLISHED = {
     "kaplan": KAPLAN,
     "chinchilla": CHINCHILLA,
     "epoch_replication": EPOCH_REPLICATION,
 }
+
+
+# What each law is, for reports and fits.json; constants are named as in the formulas below.
+LAW_INFO = {
+    "L_N": ("L = (N_c/N)^alpha_N", "Kaplan et al. 2020 eq. 1.1"),
+    "L_D": ("L = (D_c/D)^alpha_D", "Kaplan et al. 2020 eq. 1.2"),
+    "L_Cmin": ("L = (C_c/C)^alpha_C", "Kaplan et al. 2020 eq. 1.3"),
+    "L_ND": ("L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D", "Kaplan et al. 2020 eq. 1.5"),
+    "L_NS": ("L = (N_c/N)^alpha_N + (S_c/S_min)^alpha_S", "Kaplan et al. 2020 eq. 1.6"),
+    "B_crit": ("B_crit = B_star / L^(1/alpha_B)", "Kaplan et al. 2020 eq. 1.4, 5.1"),
+    "chinchilla": ("L = E + A/N^alpha + B/D^beta", "Hoffmann et al. 2022 eq. 2 (approach 3)"),
+    "N_opt": ("N_opt = N_coef * (C/PF-day)^exponent", "Kaplan et al. 2020 eq. 1.7; Hoffmann et al. 2022 approach 2"),
+    "D_opt": ("D_opt = D_coef * (C/PF-day)^exponent", "Hoffmann et al. 2022 approach 2"),
+}
+FLOOR_FORM = " + L_inf"  # appended to a power law's form when fitted with an irreducible term
+
+CONSTANT_UNITS = {
+    "N_c": "non-embedding parameters", "D_c": "tokens", "C_c": "FLOPs (6N per token)",
+    "S_c": "steps", "B_star": "tokens", "L_inf": "nats/token", "E": "nats/token",
+    "A": "nats/token * N^alpha", "B": "nats/token * D^beta",
+    "N_coef": "non-embedding parameters at 1 PF-day", "D_coef": "tokens at 1 PF-day",
+}  # exponents (alpha_*, alpha, beta, exponent) are dimensionless
 
 
 def power_law(x, x_c, alpha, L_inf=0.0):

@@ -1,0 +1,105 @@
+"""A sweep folder written the way training writes one (DESIGN.md, per-run files), with
+learning curves drawn from known laws: Kaplan's L(N, S_min) (eq. 1.6) with S_min from the
+critical batch (eq. 1.4, 5.4), plus eq. 1.5's overfitting penalty on capped datasets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from scaling_sweep import laws
+
+TRUTH = {
+    "L_NS": {"N_c": 3e8, "S_c": 50.0, "alpha_N": 0.15, "alpha_S": 0.7},
+    "B_crit": {"B_star": 1.6e5, "alpha_B": 0.3},
+    "L_ND": {"N_c": 3e8, "D_c": 3e7, "alpha_N": 0.15, "alpha_D": 0.2},
+}
+N_CTX, VOCAB = 128, 256
+BASE_BATCH = 16  # sequences per step
+MAX_STEPS, LOG_EVERY, EVAL_EVERY = 600, 10, 50
+
+SIZES = [(2, 32), (2, 48), (3, 64), (4, 96), (4, 128)]  # (n_layer, d_model)
+
+
+def non_embedding(n_layer, d_model):
+    return 12 * n_layer * d_model**2
+
+
+def loss_curve(N, batch_tokens, steps, D=None):
+    """Loss at each step for batch B: L = L(N, S_min) with S_min = S/(1 + B_crit(L)/B),
+    solved by fixed-point iteration, plus the eq. 1.5 penalty of a dataset of D tokens."""
+    L = np.full(len(steps), 3.0)
+    for _ in range(50):
+        S_min = laws.min_steps(steps, batch_tokens, laws.critical_batch(L, **TRUTH["B_crit"]))
+        L = laws.loss_ns(N, S_min, **TRUTH["L_NS"])
+    if D is not None:
+        p = TRUTH["L_ND"]
+        L = L + laws.loss_nd(N, D, **p) - laws.loss_n(N, p["N_c"], p["alpha_N"])
+    return L
+
+
+def run_specs():
+    """(name, n_layer, d_model, batch_size, max_unique_tokens, status, loss factor)."""
+    specs = [(f"size_L{nl}_d{d}", nl, d, BASE_BATCH, None, "completed", 1.0) for nl, d in SIZES]
+    specs += [(f"batch_{b}", 3, 64, b, None, "completed", 1.0) for b in (4, 8, 32, 64)]
+    specs += [(f"data_L{nl}_d{d}_D{D:.0e}", nl, d, BASE_BATCH, D, "stopped", 1.0)
+              for nl, d in ((3, 64), (4, 128)) for D in (1e5, 1e6)]
+    specs += [("shape_L6_d78", 6, 78, BASE_BATCH, None, "completed", 1.01),  # N within 1% of L4_d96
+              ("shape_L2_d136", 2, 136, BASE_BATCH, None, "completed", 1.02)]
+    specs += [("diverged_L4_d128", 4, 128, 64, None, "diverged", 1.0),
+              ("killed_L2_d32", 2, 32, 64, None, "running", 1.0)]
+    return specs
+
+
+def write_run(root: Path, sweep, spec, rng, noise, tokenizer="byte"):
+    name, n_layer, d_model, batch, D, status, factor = spec
+    N, B = non_embedding(n_layer, d_model), batch * N_CTX
+    steps = np.arange(LOG_EVERY, MAX_STEPS + 1, LOG_EVERY)
+    if status == "running":
+        steps = steps[: len(steps) // 2]
+    loss = factor * loss_curve(N, B, steps, D) * np.exp(noise * rng.standard_normal(len(steps)))
+    if status == "diverged":
+        loss[len(loss) // 3:] = np.nan
+    rows = [{"step": int(s), "tokens": int(s * B), "flops": 6.0 * N * s * B, "lr": 1e-3,
+             "train_loss": float(l) if np.isfinite(l) else None, "grad_norm": 1.0,
+             "tokens_per_s": 1e4, "elapsed_s": float(s) / 10} for s, l in zip(steps, loss)]
+    for row, l in zip(rows, loss):
+        if row["step"] % EVAL_EVERY == 0 and np.isfinite(l):
+            row["val_loss"] = float(l)
+    run_dir = root / name
+    (run_dir / ".hydra").mkdir(parents=True)
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    if status == "running" or name == "size_L2_d48":  # killed mid-write
+        text += '{"step": 999, "tokens": 12'
+    (run_dir / "metrics.jsonl").write_text(text)
+    val = [r["val_loss"] for r in rows if "val_loss" in r]
+    N_embed = VOCAB * d_model + N_CTX * d_model
+    summary = {
+        "run_name": name, "sweep": sweep, "status": status,
+        "stop_reason": {"completed": "max_steps", "stopped": "early_stop", "diverged": "non-finite training loss",
+                        "running": "interrupted"}[status],
+        "n_layer": n_layer, "d_model": d_model, "n_head": max(1, d_model // 16), "n_ctx": N_CTX,
+        "d_ff": 4 * d_model, "vocab_size": VOCAB, "tie_embeddings": False, "tokenizer": tokenizer,
+        "data": "prose", "N": N, "N_embed": N_embed, "N_total": N + N_embed,
+        "N_kaplan_approx": non_embedding(n_layer, d_model), "batch_size": batch, "batch_tokens": B,
+        "step": int(steps[-1]), "tokens": int(steps[-1] * B),
+        "unique_tokens": int(D) if D else 10_000_000, "max_unique_tokens": int(D) if D else None,
+        "flops": 6.0 * N * steps[-1] * B, "flops_exact": 7.0 * N * steps[-1] * B,
+        "flops_per_token_exact": 7.0 * N, "final_val_loss": val[-1] if val else None,
+        "best_val_loss": min(val) if val else None, "best_val_step": None,
+        "final_train_loss": rows[-1]["train_loss"], "lr": 1e-3, "device": "cpu", "dtype": "fp32",
+        "tokens_per_s": 1e4, "mfu": None, "versions": {}, "wall_time_s": 60.0,
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    (run_dir / ".hydra" / "config.yaml").write_text(f"run_name: {name}\n")
+
+
+def write_synthetic_sweep(root, sweep="synthetic", seed=0, noise=0.005, specs=None):
+    """Write the sweep under root/ and return its folder."""
+    root = Path(root) / sweep
+    rng = np.random.default_rng(seed)
+    for spec in specs or run_specs():
+        write_run(root, sweep, spec, rng, noise)
+    return root
