@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import brentq, minimize_scalar
 
-PF_DAY = 8.64e19  # FLOPs in one petaflop/s-day
+from scaling_sweep.accounting import PF_DAY
 
 KAPLAN = {
     # eq. 1.1-1.3 (the constants of Kaplan's table 1 summary)

@@ -89,8 +89,8 @@ def _finite(value) -> bool:
     return isinstance(value, (int, float)) and np.isfinite(value)
 
 
-def read_metrics(path: Path) -> tuple[dict[str, np.ndarray], int]:
-    """Columns of a metrics.jsonl and the number of unreadable lines skipped (a killed run
+def read_jsonl(path: Path) -> tuple[list[dict], int]:
+    """Rows of a JSON-lines file and the number of unreadable lines skipped (a killed run
     leaves its last line truncated)."""
     rows, skipped = [], 0
     if path.exists():
@@ -101,6 +101,12 @@ def read_metrics(path: Path) -> tuple[dict[str, np.ndarray], int]:
                 rows.append(json.loads(line))
             except json.JSONDecodeError:
                 skipped += 1
+    return rows, skipped
+
+
+def read_metrics(path: Path) -> tuple[dict[str, np.ndarray], int]:
+    """Columns of a metrics.jsonl and the number of unreadable lines skipped."""
+    rows, skipped = read_jsonl(path)
     columns = {k: np.array([r.get(k) if _finite(r.get(k)) else np.nan for r in rows], float)
                for k in CURVE_KEYS}
     return columns, skipped

@@ -13,9 +13,8 @@ from pathlib import Path
 from torch.utils.tensorboard import SummaryWriter
 
 from scaling_sweep.fsutil import atomic_path
+from scaling_sweep.runs import METRICS_FILE, SUMMARY_FILE, read_jsonl
 
-METRICS_FILE = "metrics.jsonl"
-SUMMARY_FILE = "summary.json"
 TB_DIR = "tb"
 GFLOP = 1e9
 
@@ -34,17 +33,7 @@ def read_json(path: Path) -> dict | None:
 
 def read_metrics(path: Path) -> list[dict]:
     """Rows of a metrics.jsonl; a truncated last line (a killed run) is dropped."""
-    rows = []
-    try:
-        lines = Path(path).read_text().splitlines()
-    except FileNotFoundError:
-        return rows
-    for line in lines:
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
+    return read_jsonl(Path(path))[0]
 
 
 def _write_scalars(writer: SummaryWriter, row: dict) -> None:
