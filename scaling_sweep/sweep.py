@@ -35,21 +35,27 @@ def sweep_names() -> list[str]:
     return sorted(p.stem for p in (CONFIG_DIR / "sweep").glob("*.yaml"))
 
 
-def grid(name: str, overrides: tuple[str, ...] = ()) -> list[RunConfig]:
-    """The run configs of sweep `name`: the cartesian product of its hydra.sweeper.params."""
+def sweep_params(name: str, overrides: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """The sweep file's hydra.sweeper.params: each swept key and its values."""
     register_configs()
     with initialize_config_dir(str(CONFIG_DIR), version_base=None):
         base = compose("config", overrides=[f"+sweep={name}", *overrides], return_hydra_config=True)
-        params = OmegaConf.to_container(base.hydra.sweeper.params)
-        axes = [[f"{key}={value}" for value in str(values).split(",")] for key, values in params.items()]
+    return {key: str(values).split(",") for key, values in OmegaConf.to_container(base.hydra.sweeper.params).items()}
+
+
+def grid(name: str, overrides: tuple[str, ...] = ()) -> list[RunConfig]:
+    """The run configs of sweep `name`: the cartesian product of its sweeper params."""
+    axes = [[f"{key}={value}" for value in values] for key, values in sweep_params(name, overrides).items()]
+    with initialize_config_dir(str(CONFIG_DIR), version_base=None):
         return [
             OmegaConf.to_object(compose("config", overrides=[f"+sweep={name}", *overrides, *point]))
             for point in itertools.product(*axes)
         ]
 
 
-def describe(name: str, runs: list[RunConfig], vocab: int) -> dict:
-    counts = [accounting.param_counts(r.model, vocab).non_embedding for r in runs]
+def describe(name: str, runs: list[RunConfig]) -> dict:
+    # N excludes the embeddings, so it does not depend on the vocabulary size passed here.
+    counts = [accounting.param_counts(r.model, vocab_size=1).non_embedding for r in runs]
     tokens = [planned_tokens(r, n) for r, n in zip(runs, counts)]
     flops = sum(accounting.training_flops(n, t) for n, t in zip(counts, tokens))
     return {
@@ -69,20 +75,18 @@ def planned_tokens(cfg: RunConfig, n_params: int) -> int:
     return planned_steps(cfg, n_params) * cfg.train.batch_size * cfg.model.n_ctx
 
 
-VOCAB_BY_TOKENIZER = {"byte": 256, "gpt2": 50257}
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Print the grid of each sweep (no training).")
     parser.add_argument("names", nargs="*", help=f"sweeps to show (default: all of {', '.join(sweep_names())})")
     args = parser.parse_args(argv)
-    print("| sweep | runs | N (non-embedding) | tokens per run | total C = 6ND (FLOPs) | PF-days |")
-    print("|---|---|---|---|---|---|")
+    print("| sweep | varies | runs | N (non-embedding) | tokens per run | total C = 6ND (FLOPs) | PF-days |")
+    print("|---|---|---|---|---|---|---|")
     for name in args.names or sweep_names():
         runs = grid(name)
-        row = describe(name, runs, VOCAB_BY_TOKENIZER.get(runs[0].tokenizer.name, 50257))
+        row = describe(name, runs)
+        varies = ", ".join(f"{key} ({len(values)})" for key, values in sweep_params(name).items())
         print(
-            f"| {name} | {row['runs']} | {row['N_min']:.3g} .. {row['N_max']:.3g} | "
+            f"| {name} | {varies} | {row['runs']} | {row['N_min']:.3g} .. {row['N_max']:.3g} | "
             f"{row['tokens_min']:.3g} .. {row['tokens_max']:.3g} | {row['total_flops']:.3g} | "
             f"{accounting.pf_days(row['total_flops']):.3g} |"
         )
