@@ -16,6 +16,25 @@ def autocast(device: torch.device, dtype: str):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
 
 
+def compile_for_training(model: torch.nn.Module) -> torch.nn.Module:
+    """torch.compile with static shapes: every micro-batch has one shape, so one graph serves the
+    whole run and nothing in it depends on a shape guard (the form CUDA graphs need too)."""
+    return torch.compile(model, dynamic=False)
+
+
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Host batch to the device without blocking the host: a copy from pinned, contiguous memory.
+
+    A pageable or strided source (the sampler's x and y are views of one window tensor) would
+    make the copy synchronous, so it is first gathered into pinned memory (a few hundred kB).
+    """
+    if device.type != "cuda" or t.device == device:
+        return t
+    if not (t.is_pinned() and t.is_contiguous()):
+        t = t.contiguous().pin_memory()
+    return t.to(device, non_blocking=True)
+
+
 def optimizer_step(
     model: torch.nn.Module,
     train_model: torch.nn.Module,
@@ -33,6 +52,7 @@ def optimizer_step(
     `train_model` is the compiled and/or DDP-wrapped view of `model`; gradients are clipped
     over `model`'s parameters. Nothing here waits for the device.
     """
+    x, y = to_device(x, device), to_device(y, device)
     micro = micro_batch_size or x.shape[0]
     micro = min(micro, x.shape[0])
     chunks = list(zip(x.split(micro), y.split(micro)))
@@ -40,7 +60,7 @@ def optimizer_step(
     for i, (xb, yb) in enumerate(chunks):
         sync = i == len(chunks) - 1
         with distributed.maybe_no_sync(train_model, sync), autocast(device, dtype):
-            _, loss = train_model(xb.to(device, non_blocking=True), yb.to(device, non_blocking=True))
+            _, loss = train_model(xb, yb)
             loss = loss / len(chunks)
         loss.backward()
         total_loss += loss.detach()

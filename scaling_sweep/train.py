@@ -24,7 +24,7 @@ from scaling_sweep.config import ConfigError, RunConfig, register_configs, valid
 from scaling_sweep.data import BatchSampler, prepare_tokens, validation_batches
 from scaling_sweep.model import GPT
 from scaling_sweep.optim import build_optimizer, lr_at
-from scaling_sweep.step import autocast, optimizer_step
+from scaling_sweep.step import autocast, compile_for_training, optimizer_step
 from scaling_sweep.tracking import SUMMARY_FILE, RunLog, read_json
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -87,6 +87,7 @@ def planned_steps(cfg: RunConfig, n_params: int) -> int:
 
 def build_run(cfg: RunConfig, run_dir: Path, dist: distributed.DistInfo) -> Run:
     device = dist.device
+    hardware.configure(device)
     dtype = hardware.resolve_dtype(cfg.train.dtype, device)
     splits = prepare_tokens(cfg.data, cfg.tokenizer, cfg.train.max_unique_tokens)
     vocab = splits.vocab_size
@@ -94,7 +95,7 @@ def build_run(cfg: RunConfig, run_dir: Path, dist: distributed.DistInfo) -> Run:
     model = GPT(cfg.model, vocab).to(device)
     counts = accounting.param_counts(cfg.model, vocab)
     peak_lr = cfg.optim.lr if cfg.optim.lr is not None else accounting.kaplan_lr(counts.non_embedding)
-    train_model = torch.compile(model) if hardware.resolve_compile(cfg.train.compile, device) else model
+    train_model = compile_for_training(model) if hardware.resolve_compile(cfg.train.compile, device) else model
     train_model = distributed.wrap(train_model, dist)
     return Run(
         cfg=cfg,
