@@ -209,10 +209,9 @@ def bench_shape(shape: Shape, args, device: torch.device, dtype: str, compile_: 
             contenders.append(build_peer(shape, optim_cfg, lr, device, dtype, args.micro_batch, "peer_dtype")[0])
 
     # Warm-up (compilation, allocator, autotuning) is excluded; it also sizes each round.
-    warmup_s = {}
-    steps = {}
+    first_step_s, warmup_s, steps = {}, {}, {}
     for c in contenders:
-        timed_steps(c, sampler, 1, device)
+        first_step_s[c.name], _ = timed_steps(c, sampler, 1, device)  # compilation happens here
         seconds, _ = timed_steps(c, sampler, args.warmup, device)
         warmup_s[c.name] = seconds
         per_step = seconds / args.warmup
@@ -256,6 +255,7 @@ def bench_shape(shape: Shape, args, device: torch.device, dtype: str, compile_: 
         "data_wait_frac_max": max(ours.wait_fracs),
         "rounds": args.repeats,
         "rates": {c.name: c.rates for c in contenders},
+        "first_step_s": first_step_s,
         "warmup_s": warmup_s,
     }
     if "peer_dtype" in med:
@@ -283,6 +283,33 @@ def print_row(row: dict) -> None:
         f" | data wait {row['data_wait_frac']:.2%}",
         flush=True,
     )
+
+
+class OtherCpuUse:
+    """CPU time that other processes used while the benchmark ran, in cores (Linux /proc).
+
+    The 1-minute load average counts our own threads too; this subtracts them, so it says
+    how much the machine was shared while the numbers were taken.
+    """
+
+    def __init__(self):
+        self.start = self._read()
+
+    @staticmethod
+    def _read() -> tuple[float, float, float] | None:
+        try:
+            busy = sum(int(v) for i, v in enumerate(Path("/proc/stat").read_text().split("\n")[0].split()[1:]) if i not in (3, 4, 8, 9))
+            ours = sum(int(v) for v in Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[11:13])
+        except (OSError, ValueError, IndexError):
+            return None
+        return busy, ours, time.monotonic()
+
+    def cores(self) -> float | None:
+        end = self._read()
+        if self.start is None or end is None:
+            return None
+        ticks = os.sysconf("SC_CLK_TCK")
+        return ((end[0] - self.start[0]) - (end[1] - self.start[1])) / ticks / (end[2] - self.start[2])
 
 
 def cpu_model() -> str:
@@ -364,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
             print("transformers is not installed (pip install -e .[bench]): timing ours only", file=sys.stderr)
             with_peer = False
     env = environment(device, dtype, compile_, with_peer)
-    load_before = os.getloadavg()
+    load_before, others = os.getloadavg(), OtherCpuUse()
     print(" ".join(f"{k}={v}" for k, v in env.items()), f"load={load_before[0]:.2f}", flush=True)
     print(f"matmul peak (2048^2 torch.mm): fp32 {hardware.measure_matmul_flops(device, 'fp32') / 1e9:,.0f} GFLOP/s, "
           f"bf16 {hardware.measure_matmul_flops(device, 'bf16') / 1e9:,.0f} GFLOP/s", flush=True)
@@ -375,10 +402,12 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
     waits = [r["data_wait_frac"] for r in rows]
     print(f"data loading: {max(waits):.2%} of step time at most waiting for batches (median per shape {', '.join(f'{w:.2%}' for w in waits)})")
-    load_after = os.getloadavg()
-    print(f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}")
+    load_after, other_cores = os.getloadavg(), others.cores()
+    print(f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f} (ours included); "
+          f"other processes used {other_cores if other_cores is not None else float('nan'):.2f} cores on average meanwhile")
     if args.json:
         env["load_1min_before"], env["load_1min_after"] = load_before[0], load_after[0]
+        env["other_processes_cpu_cores"] = other_cores
         args.json.write_text(json.dumps({"environment": env, "shapes": rows}, indent=2) + "\n")
     return 0
 
