@@ -70,6 +70,16 @@ def resolve_compile(name: str, device: torch.device) -> bool:
     return name == "on" or (name == "auto" and device.type == "cuda")
 
 
+def configure(device: torch.device) -> None:
+    """Process-wide settings for training on this device: TF32 matmuls for fp32 work on CUDA.
+
+    Under bf16 autocast only the ops autocast keeps in fp32 are affected. On CPU nothing is
+    changed: float32 matmul precision there would let oneDNN swap in bf16 arithmetic.
+    """
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high")
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -84,6 +94,11 @@ def synchronize(device: torch.device) -> None:
 @lru_cache(maxsize=None)
 def matmul_peak_flops(device: torch.device, dtype: str, size: int = 2048, seconds: float = 0.3) -> float:
     """FLOP/s of a large square torch.mm in the run's dtype: the MFU denominator on this device."""
+    return measure_matmul_flops(device, dtype, size, seconds)
+
+
+def measure_matmul_flops(device: torch.device, dtype: str, size: int = 2048, seconds: float = 0.3) -> float:
+    """One fresh measurement of torch.mm(size x size) FLOP/s (uncached: a benchmark repeats it)."""
     a = torch.randn(size, size, device=device, dtype=DTYPES[dtype])
     b = torch.randn(size, size, device=device, dtype=DTYPES[dtype])
     torch.mm(a, b)

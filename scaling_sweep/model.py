@@ -11,6 +11,33 @@ import torch.nn.functional as F
 from scaling_sweep.config import ModelConfig
 
 
+CPU_ATTENTION_BLOCK = 128  # query rows per block of the bf16 CPU attention
+
+
+def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d_head) + causal mask) v over (batch, head, seq, d_head) tensors.
+
+    SDPA everywhere except bf16 on CPU, where its fused kernel is slower than batched matmuls
+    (about 1.9x for 32 x 8 heads x 256 x 32, forward + backward). There the queries go in
+    blocks of 128 rows, each against only the keys it may see, so the masked upper triangle is
+    mostly skipped; one baddbmm per block adds the mask in the same call, and the softmax
+    accumulates in fp32 internally and returns bf16, as autocast keeps it.
+    """
+    if q.device.type != "cpu" or q.dtype != torch.bfloat16:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    batch, heads, seq, d_head = q.shape
+    q, k, v = (t.reshape(batch * heads, seq, d_head) for t in (q, k, v))
+    mask = torch.zeros(seq, seq, dtype=q.dtype, device=q.device).masked_fill_(
+        torch.ones(seq, seq, dtype=torch.bool, device=q.device).triu_(1), float("-inf"))
+    blocks = []
+    for start in range(0, seq, CPU_ATTENTION_BLOCK):
+        stop = min(seq, start + CPU_ATTENTION_BLOCK)
+        scores = torch.baddbmm(mask[start:stop, :stop].expand(batch * heads, stop - start, stop), q[:, start:stop],
+                               k[:, :stop].transpose(1, 2), alpha=d_head**-0.5)
+        blocks.append(torch.bmm(scores.softmax(dim=-1), v[:, :stop]))
+    return torch.cat(blocks, dim=1).view(batch, heads, seq, d_head)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -22,7 +49,7 @@ class CausalSelfAttention(nn.Module):
         batch, seq, width = x.shape
         q, k, v = self.qkv(x).split(width, dim=2)
         q, k, v = (t.view(batch, seq, self.n_head, -1).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y = causal_attention(q, k, v)
         return self.proj(y.transpose(1, 2).reshape(batch, seq, width))
 
 

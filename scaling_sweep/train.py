@@ -26,6 +26,7 @@ from scaling_sweep.data import BatchSampler, prepare_tokens, validation_batches
 from scaling_sweep.model import GPT
 from scaling_sweep.tokenizer import TokenizerUnavailableError
 from scaling_sweep.optim import build_optimizer, lr_at
+from scaling_sweep.step import autocast, compile_for_training, optimizer_step
 from scaling_sweep.tracking import SUMMARY_FILE, RunLog, read_json
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -73,7 +74,7 @@ class Run:
         return self.cfg.train.batch_size * self.cfg.model.n_ctx
 
     def autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.dtype == "bf16")
+        return autocast(self.device, self.dtype)
 
 
 def planned_steps(cfg: RunConfig, n_params: int) -> int:
@@ -93,6 +94,7 @@ def planned_steps(cfg: RunConfig, n_params: int) -> int:
 
 def build_run(cfg: RunConfig, run_dir: Path, dist: distributed.DistInfo) -> Run:
     device = dist.device
+    hardware.configure(device)
     dtype = hardware.resolve_dtype(cfg.train.dtype, device)
     splits = prepare_tokens(cfg.data, cfg.tokenizer, cfg.train.max_unique_tokens)
     vocab = splits.vocab_size
@@ -100,7 +102,7 @@ def build_run(cfg: RunConfig, run_dir: Path, dist: distributed.DistInfo) -> Run:
     model = GPT(cfg.model, vocab).to(device)
     counts = accounting.param_counts(cfg.model, vocab)
     peak_lr = cfg.optim.lr if cfg.optim.lr is not None else accounting.kaplan_lr(counts.non_embedding)
-    train_model = torch.compile(model) if hardware.resolve_compile(cfg.train.compile, device) else model
+    train_model = compile_for_training(model) if hardware.resolve_compile(cfg.train.compile, device) else model
     train_model = distributed.wrap(train_model, dist)
     return Run(
         cfg=cfg,
@@ -194,22 +196,8 @@ def train_step(run: Run, step: int) -> tuple[torch.Tensor, torch.Tensor]:
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     x, y = next(run.sampler)
-    micro = run.cfg.train.micro_batch_size or x.shape[0]
-    micro = min(micro, x.shape[0])
-    chunks = list(zip(x.split(micro), y.split(micro)))
-    total_loss = torch.zeros((), device=run.device)
-    for i, (xb, yb) in enumerate(chunks):
-        sync = i == len(chunks) - 1
-        with distributed.maybe_no_sync(run.train_model, sync), run.autocast():
-            _, loss = run.train_model(xb.to(run.device, non_blocking=True), yb.to(run.device, non_blocking=True))
-            loss = loss / len(chunks)
-        loss.backward()
-        total_loss += loss.detach()
-    clip = run.cfg.optim.grad_clip
-    grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), clip if clip > 0 else float("inf"))
-    run.optimizer.step()
-    run.optimizer.zero_grad(set_to_none=True)
-    return total_loss, grad_norm
+    return optimizer_step(run.model, run.train_model, run.optimizer, x, y, device=run.device, dtype=run.dtype,
+                          micro_batch_size=run.cfg.train.micro_batch_size, grad_clip=run.cfg.optim.grad_clip)
 
 
 def stop_reason(run: Run, state: TrainState) -> str | None:

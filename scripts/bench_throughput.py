@@ -1,0 +1,416 @@
+#!/usr/bin/env python
+"""Training throughput of our step against Hugging Face GPT2LMHeadModel on the same machine.
+
+For each shape this times, interleaved round by round so that load from other processes
+hits every contender alike:
+
+  ours        scaling_sweep's real step (model.GPT, optim.build_optimizer, step.optimizer_step)
+              at the project's defaults for this device (dtype and compile as train.py resolves
+              them for dtype=auto, compile=auto);
+  peer        transformers' GPT2LMHeadModel of the same shape, vocabulary and context (no dropout
+              and an untied unembedding, as ours: the same parameter count is checked), the same
+              AdamW hyper-parameters and decay groups, the same batches, micro-steps and gradient
+              clipping, at its defaults otherwise: fp32, eager, its "gelu_new" activation and
+              SDPA attention, its own loss (labels = inputs), torch.optim.AdamW's default
+              implementation for the device, full-precision fp32 matmuls (no TF32);
+  peer_dtype  the same peer under our dtype (bf16 autocast where ours uses it).
+
+Per shape it prints tokens/s (median of the rounds, min-max), ours/peer ratios, achieved FLOP/s
+(the exact matmul count of scaling_sweep.accounting) and MFU against a large torch.mm in our
+dtype, measured in every round on the same device. Batches come from an in-script sampler that
+draws random windows from a uint16 token array by vectorised fancy indexing, as the project's
+sampler does; the time the step loop spends waiting for it is reported as a share of step time
+(on a GPU this is host time, which overlaps with queued device work). Warm-up steps, including
+torch.compile's compilation, are never timed.
+
+    python scripts/bench_throughput.py                      # the demo sweep's CPU shapes
+    python scripts/bench_throughput.py --preset gpu         # GPT-2 small and medium sized, ctx 1024
+    python scripts/bench_throughput.py --shapes 4,128,4 6,256,8 --json bench.json
+
+A shape is n_layer,d_model,n_head[,n_ctx[,vocab]]; n_ctx and vocab default to --ctx and --vocab.
+The peer needs `pip install -e .[bench]`; without transformers it is skipped (null in --json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scaling_sweep import accounting, hardware  # noqa: E402
+from scaling_sweep.config import ModelConfig, OptimConfig  # noqa: E402
+from scaling_sweep.model import GPT  # noqa: E402
+from scaling_sweep.optim import build_optimizer  # noqa: E402
+from scaling_sweep.step import autocast, compile_for_training, optimizer_step, to_device  # noqa: E402
+
+# The demo sweep's shapes (byte vocabulary, n_ctx 256, batch 32): what a CPU sweep trains.
+CPU_SHAPES = ["2,32,2", "2,64,2", "3,96,3", "4,128,4", "4,192,6", "6,256,8"]
+# GPT-2 small and medium sized, GPT-2's vocabulary and context.
+GPU_SHAPES = ["12,768,12,1024,50257", "24,1024,16,1024,50257"]
+PRESETS = {
+    "cpu": {"shapes": CPU_SHAPES, "batch": 32, "micro_batch": None, "ctx": 256, "vocab": 256},
+    "gpu": {"shapes": GPU_SHAPES, "batch": 32, "micro_batch": 16, "ctx": 1024, "vocab": 50257},
+}
+
+
+@dataclass(frozen=True)
+class Shape:
+    n_layer: int
+    d_model: int
+    n_head: int
+    n_ctx: int
+    vocab: int
+
+    @classmethod
+    def parse(cls, text: str, ctx: int, vocab: int) -> "Shape":
+        parts = [int(p) for p in text.split(",")]
+        if len(parts) not in (3, 4, 5):
+            raise argparse.ArgumentTypeError(f"shape {text!r}: expected n_layer,d_model,n_head[,n_ctx[,vocab]]")
+        parts += [ctx, vocab][len(parts) - 3:]
+        return cls(*parts)
+
+    @property
+    def name(self) -> str:
+        return f"L{self.n_layer}_d{self.d_model}_h{self.n_head}_ctx{self.n_ctx}_v{self.vocab}"
+
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(n_layer=self.n_layer, d_model=self.d_model, n_head=self.n_head, n_ctx=self.n_ctx, vocab_size=self.vocab)
+
+
+class WindowSampler:
+    """Random windows of n_ctx + 1 tokens from a uint16 array, one fancy-indexing gather per batch."""
+
+    def __init__(self, tokens: np.ndarray, batch: int, n_ctx: int, seed: int):
+        self.tokens, self.batch, self.n_ctx = tokens, batch, n_ctx
+        self.offsets = np.arange(n_ctx + 1)
+        self.rng = np.random.default_rng(seed)
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+        starts = self.rng.integers(0, len(self.tokens) - self.n_ctx - 1, size=self.batch)
+        windows = torch.from_numpy(self.tokens[starts[:, None] + self.offsets].astype(np.int64))
+        return windows[:, :-1], windows[:, 1:]
+
+
+@dataclass
+class Contender:
+    """One model + optimizer + step function, with the rates it reached round by round."""
+
+    name: str
+    dtype: str
+    step: callable
+    matmul_precision: str  # torch.set_float32_matmul_precision while this one runs
+    rates: list = field(default_factory=list)
+    wait_fracs: list = field(default_factory=list)
+
+
+def decay_groups(params: list[tuple[str, torch.nn.Parameter]], no_decay: set[int], weight_decay: float) -> list[dict]:
+    decay = [p for _, p in params if p.dim() >= 2 and id(p) not in no_decay]
+    rest = [p for _, p in params if not (p.dim() >= 2 and id(p) not in no_decay)]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
+def build_ours(shape: Shape, optim_cfg: OptimConfig, lr: float, device: torch.device, dtype: str, compile_: bool,
+               micro_batch: int | None) -> tuple[Contender, int]:
+    torch.manual_seed(0)
+    model = GPT(shape.model_config(), shape.vocab).to(device)
+    optimizer = build_optimizer(model, optim_cfg, lr, device)
+    train_model = compile_for_training(model) if compile_ else model
+
+    def step(x, y):
+        return optimizer_step(model, train_model, optimizer, x, y, device=device, dtype=dtype,
+                              micro_batch_size=micro_batch, grad_clip=optim_cfg.grad_clip)
+
+    return Contender("ours", dtype, step, torch.get_float32_matmul_precision()), sum(p.numel() for p in model.parameters())
+
+
+def build_peer(shape: Shape, optim_cfg: OptimConfig, lr: float, device: torch.device, dtype: str,
+               micro_batch: int | None, name: str) -> tuple[Contender, int]:
+    """GPT2LMHeadModel of the same shape; no dropout and untied unembedding, as ours."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    config = GPT2Config(
+        vocab_size=shape.vocab, n_positions=shape.n_ctx, n_embd=shape.d_model, n_layer=shape.n_layer,
+        n_head=shape.n_head, activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        tie_word_embeddings=False, bos_token_id=None, eos_token_id=None, loss_type="ForCausalLM",
+    )
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(config).to(device)
+    model.train()
+    embeddings = {id(model.transformer.wte.weight), id(model.transformer.wpe.weight), id(model.lm_head.weight)}
+    groups = decay_groups(list(model.named_parameters()), embeddings, optim_cfg.weight_decay)
+    # The user's choice: torch.optim.AdamW with its default implementation for the device.
+    optimizer = torch.optim.AdamW(groups, lr=lr, betas=(optim_cfg.beta1, optim_cfg.beta2), eps=optim_cfg.eps)
+
+    def step(x, y):
+        # The same batch and micro-steps as ours; Hugging Face's own loss (labels = inputs, shifted inside).
+        micro = min(micro_batch or x.shape[0], x.shape[0])
+        chunks = to_device(x, device).split(micro)
+        total = torch.zeros((), device=device)
+        for xb in chunks:
+            with autocast(device, dtype):
+                loss = model(input_ids=xb, labels=xb).loss / len(chunks)
+            loss.backward()
+            total += loss.detach()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), optim_cfg.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return total, grad_norm
+
+    # At its defaults fp32 matmuls stay full precision (no TF32); in our dtype it gets our settings.
+    precision = "highest" if name == "peer" else torch.get_float32_matmul_precision()
+    return Contender(name, dtype, step, precision), sum(p.numel() for p in model.parameters())
+
+
+def timed_steps(contender: Contender, sampler: WindowSampler, steps: int, device: torch.device) -> tuple[float, float]:
+    """Run `steps` steps; returns (seconds, seconds spent waiting for batches)."""
+    torch.set_float32_matmul_precision(contender.matmul_precision)
+    hardware.synchronize(device)
+    wait = 0.0
+    start = time.perf_counter()
+    for _ in range(steps):
+        before = time.perf_counter()
+        x, y = sampler.sample()
+        wait += time.perf_counter() - before
+        loss, _ = contender.step(x, y)
+    loss.item()  # the last step's result reached the host: all queued work is done
+    hardware.synchronize(device)
+    return time.perf_counter() - start, wait
+
+
+def bench_shape(shape: Shape, args, device: torch.device, dtype: str, compile_: bool, with_peer: bool) -> dict:
+    optim_cfg = OptimConfig()
+    counts = accounting.param_counts(shape.model_config(), shape.vocab)
+    lr = accounting.kaplan_lr(counts.non_embedding)
+    tokens = np.random.default_rng(0).integers(0, shape.vocab, size=args.data_tokens, dtype=np.uint16)
+    sampler = WindowSampler(tokens, args.batch, shape.n_ctx, seed=1)
+    batch_tokens = args.batch * shape.n_ctx
+
+    ours, n_ours = build_ours(shape, optim_cfg, lr, device, dtype, compile_, args.micro_batch)
+    contenders = [ours]
+    if with_peer:
+        peer, n_peer = build_peer(shape, optim_cfg, lr, device, "fp32", args.micro_batch, "peer")
+        if n_peer != n_ours:
+            raise RuntimeError(f"{shape.name}: peer has {n_peer:,} parameters, ours {n_ours:,}: not the same model")
+        contenders.append(peer)
+        if dtype != "fp32":
+            contenders.append(build_peer(shape, optim_cfg, lr, device, dtype, args.micro_batch, "peer_dtype")[0])
+
+    # Warm-up (compilation, allocator, autotuning) is excluded; it also sizes each round.
+    first_step_s, warmup_s, steps = {}, {}, {}
+    for c in contenders:
+        first_step_s[c.name], _ = timed_steps(c, sampler, 1, device)  # compilation happens here
+        seconds, _ = timed_steps(c, sampler, args.warmup, device)
+        warmup_s[c.name] = seconds
+        per_step = seconds / args.warmup
+        steps[c.name] = max(1, min(args.max_steps, round(args.round_s / per_step)))
+
+    peaks = []
+    for r in range(args.repeats):
+        order = contenders if r % 2 == 0 else contenders[::-1]
+        peaks.append(hardware.measure_matmul_flops(device, dtype, seconds=args.peak_s))
+        for c in order:
+            seconds, wait = timed_steps(c, sampler, steps[c.name], device)
+            c.rates.append(steps[c.name] * batch_tokens / seconds)
+            c.wait_fracs.append(wait / seconds)
+
+    fpt = accounting.flops_per_token(shape.model_config(), shape.vocab).exact
+    peak = statistics.median(peaks)
+    med = {c.name: statistics.median(c.rates) for c in contenders}
+    row = {
+        "shape": shape.name,
+        "n_layer": shape.n_layer, "d_model": shape.d_model, "n_head": shape.n_head,
+        "n_ctx": shape.n_ctx, "vocab": shape.vocab,
+        "batch": args.batch, "micro_batch": args.micro_batch,
+        "N": counts.non_embedding, "N_total": counts.total,
+        "flops_per_token_exact": fpt,
+        "dtype": dtype, "compile": compile_,
+        "steps_per_round": steps,
+        "ours_tokens_per_s": med["ours"],
+        "ours_tokens_per_s_min": min(ours.rates), "ours_tokens_per_s_max": max(ours.rates),
+        "peer_tokens_per_s": med.get("peer"),
+        "peer_tokens_per_s_min": min(peer.rates) if with_peer else None,
+        "peer_tokens_per_s_max": max(peer.rates) if with_peer else None,
+        # In fp32 the peer at its defaults already runs in our dtype: the same measurement.
+        "peer_same_dtype_tokens_per_s": med.get("peer_dtype", med.get("peer")),
+        "ratio": med["ours"] / med["peer"] if with_peer else None,
+        "ratio_same_dtype": med["ours"] / med.get("peer_dtype", med["peer"]) if with_peer else None,
+        "flops_per_s": fpt * med["ours"],
+        "matmul_peak_flops": peak,
+        "matmul_peak_flops_min": min(peaks), "matmul_peak_flops_max": max(peaks),
+        "mfu": fpt * med["ours"] / peak,
+        "data_wait_frac": statistics.median(ours.wait_fracs),
+        "data_wait_frac_max": max(ours.wait_fracs),
+        "rounds": args.repeats,
+        "rates": {c.name: c.rates for c in contenders},
+        "first_step_s": first_step_s,
+        "warmup_s": warmup_s,
+    }
+    if "peer_dtype" in med:
+        pd = next(c for c in contenders if c.name == "peer_dtype")
+        row["peer_same_dtype_tokens_per_s_min"], row["peer_same_dtype_tokens_per_s_max"] = min(pd.rates), max(pd.rates)
+    return row
+
+
+def fmt_rate(value: float | None, low: float | None = None, high: float | None = None) -> str:
+    if value is None:
+        return "-"
+    text = f"{value:,.0f}"
+    return f"{text} ({low:,.0f}-{high:,.0f})" if low is not None else text
+
+
+def print_row(row: dict) -> None:
+    ratio = f"{row['ratio']:.2f}" if row["ratio"] is not None else "-"
+    ratio_dtype = f"{row['ratio_same_dtype']:.2f}" if row["ratio_same_dtype"] is not None else "-"
+    print(
+        f"{row['shape']:<28} ours {fmt_rate(row['ours_tokens_per_s'], row['ours_tokens_per_s_min'], row['ours_tokens_per_s_max'])}"
+        f" | peer {fmt_rate(row['peer_tokens_per_s'], row['peer_tokens_per_s_min'], row['peer_tokens_per_s_max'])}"
+        f" | peer {row['dtype']} {fmt_rate(row['peer_same_dtype_tokens_per_s'], row.get('peer_same_dtype_tokens_per_s_min'), row.get('peer_same_dtype_tokens_per_s_max'))}"
+        f" | ours/peer {ratio} | ours/peer {row['dtype']} {ratio_dtype}"
+        f" | {row['flops_per_s'] / 1e9:,.1f} GFLOP/s | MFU {row['mfu']:.1%}"
+        f" | data wait {row['data_wait_frac']:.2%}",
+        flush=True,
+    )
+
+
+class OtherCpuUse:
+    """CPU time that other processes used while the benchmark ran, in cores (Linux /proc).
+
+    The 1-minute load average counts our own threads too; this subtracts them, so it says
+    how much the machine was shared while the numbers were taken.
+    """
+
+    def __init__(self):
+        self.start = self._read()
+
+    @staticmethod
+    def _read() -> tuple[float, float, float] | None:
+        try:
+            busy = sum(int(v) for i, v in enumerate(Path("/proc/stat").read_text().split("\n")[0].split()[1:]) if i not in (3, 4, 8, 9))
+            ours = sum(int(v) for v in Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[11:13])
+        except (OSError, ValueError, IndexError):
+            return None
+        return busy, ours, time.monotonic()
+
+    def cores(self) -> float | None:
+        end = self._read()
+        if self.start is None or end is None:
+            return None
+        ticks = os.sysconf("SC_CLK_TCK")
+        return ((end[0] - self.start[0]) - (end[1] - self.start[1])) / ticks / (end[2] - self.start[2])
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(device: torch.device, dtype: str, compile_: bool, with_peer: bool) -> dict:
+    env = {
+        "device": hardware.device_name(device),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "dtype": dtype,
+        "compile": compile_,
+        "threads": torch.get_num_threads(),
+        "cpu_has_bf16": hardware.cpu_has_bf16(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    if with_peer:
+        import transformers
+
+        env["transformers"] = transformers.__version__
+    if device.type == "cuda":
+        env["cuda"] = torch.version.cuda
+    return env
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="shape list and batch (default: gpu on CUDA, else cpu)")
+    parser.add_argument("--shapes", nargs="+", help="n_layer,d_model,n_head[,n_ctx[,vocab]] ...")
+    parser.add_argument("--batch", type=int, help="sequences per optimizer step")
+    parser.add_argument("--micro-batch", type=int, help="sequences per forward pass (gradient accumulation)")
+    parser.add_argument("--ctx", type=int, help="default n_ctx of a shape")
+    parser.add_argument("--vocab", type=int, help="default vocabulary of a shape")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16"], help="ours (auto: the project default)")
+    parser.add_argument("--compile", default="auto", choices=["auto", "on", "off"], help="ours (auto: the project default)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds; each times every contender once")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps per contender after its first")
+    parser.add_argument("--round-s", type=float, default=2.0, help="target seconds per contender per round")
+    parser.add_argument("--max-steps", type=int, default=50, help="cap on steps per contender per round")
+    parser.add_argument("--peak-s", type=float, default=0.3, help="seconds of torch.mm per round for the peak")
+    parser.add_argument("--data-tokens", type=int, default=16_000_000, help="size of the token array batches are drawn from")
+    parser.add_argument("--no-peer", action="store_true", help="time ours only")
+    parser.add_argument("--json", type=Path, help="also write the table (and the environment) here")
+    args = parser.parse_args(argv)
+    device = hardware.resolve_device(args.device)
+    preset = PRESETS[args.preset or ("gpu" if device.type == "cuda" else "cpu")]
+    for key in ("batch", "micro_batch", "ctx", "vocab"):
+        if getattr(args, key) is None:
+            setattr(args, key, preset[key])
+    args.shapes = [Shape.parse(s, args.ctx, args.vocab) for s in (args.shapes or preset["shapes"])]
+    if args.micro_batch and args.batch % args.micro_batch:
+        parser.error(f"--micro-batch {args.micro_batch} must divide --batch {args.batch} (one static shape per micro-step)")
+    args.device = device
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    device = args.device
+    hardware.configure(device)
+    dtype = hardware.resolve_dtype(args.dtype, device)
+    compile_ = hardware.resolve_compile(args.compile, device)
+    with_peer = not args.no_peer
+    if with_peer:
+        try:
+            import transformers  # noqa: F401
+        except ImportError:
+            print("transformers is not installed (pip install -e .[bench]): timing ours only", file=sys.stderr)
+            with_peer = False
+    env = environment(device, dtype, compile_, with_peer)
+    load_before, others = os.getloadavg(), OtherCpuUse()
+    print(" ".join(f"{k}={v}" for k, v in env.items()), f"load={load_before[0]:.2f}", flush=True)
+    print(f"matmul peak (2048^2 torch.mm): fp32 {hardware.measure_matmul_flops(device, 'fp32') / 1e9:,.0f} GFLOP/s, "
+          f"bf16 {hardware.measure_matmul_flops(device, 'bf16') / 1e9:,.0f} GFLOP/s", flush=True)
+    rows = []
+    for shape in args.shapes:
+        row = bench_shape(shape, args, device, dtype, compile_, with_peer)
+        print_row(row)
+        rows.append(row)
+    waits = [r["data_wait_frac"] for r in rows]
+    print(f"data loading: {max(waits):.2%} of step time at most waiting for batches (median per shape {', '.join(f'{w:.2%}' for w in waits)})")
+    load_after, other_cores = os.getloadavg(), others.cores()
+    print(f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f} (ours included); "
+          f"other processes used {other_cores if other_cores is not None else float('nan'):.2f} cores on average meanwhile")
+    if args.json:
+        env["load_1min_before"], env["load_1min_after"] = load_before[0], load_after[0]
+        env["other_processes_cpu_cores"] = other_cores
+        args.json.write_text(json.dumps({"environment": env, "shapes": rows}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
