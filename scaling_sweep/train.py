@@ -6,7 +6,6 @@ from its checkpoint, or does nothing when the run has already finished.
 
 from __future__ import annotations
 
-import contextlib
 import statistics
 import sys
 import time
