@@ -78,6 +78,7 @@ def planned_tokens(cfg: RunConfig, n_params: int) -> int:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Print the grid of each sweep (no training).")
     parser.add_argument("names", nargs="*", help=f"sweeps to show (default: all of {', '.join(sweep_names())})")
+    parser.add_argument("--list", action="store_true", help="also list every run of each sweep")
     args = parser.parse_args(argv)
     print("| sweep | varies | runs | N (non-embedding) | tokens per run | total C = 6ND (FLOPs) | PF-days |")
     print("|---|---|---|---|---|---|---|")
@@ -90,6 +91,15 @@ def main(argv: list[str] | None = None) -> None:
             f"{row['tokens_min']:.3g} .. {row['tokens_max']:.3g} | {row['total_flops']:.3g} | "
             f"{accounting.pf_days(row['total_flops']):.3g} |"
         )
+        if args.list:
+            print_runs(runs)
+
+
+def print_runs(runs: list[RunConfig]) -> None:
+    for cfg in runs:
+        n = accounting.param_counts(cfg.model, vocab_size=1).non_embedding
+        print(f"    {cfg.run_name:<40} N={n:.3g}  tokens<={planned_tokens(cfg, n):.3g}  "
+              f"batch={cfg.train.batch_size}x{cfg.model.n_ctx}")
 
 
 if __name__ == "__main__":
