@@ -24,6 +24,7 @@ class ModelConfig:
     vocab_size: Optional[int] = None  # None: taken from the tokenizer
     tie_embeddings: bool = False
     bias: bool = True
+    activation: str = "gelu"  # gelu: exact (erf), as nanoGPT and BERT; gelu_tanh: GPT-2's tanh approximation
 
     @property
     def ff_dim(self) -> int:
@@ -105,6 +106,7 @@ class ConfigError(ValueError):
 
 
 CHOICES = {
+    "model.activation": ("gelu", "gelu_tanh"),
     "data.source": ("embedded", "hub", "text", "json", "parquet"),
     "train.dtype": ("auto", "fp32", "bf16"),
     "train.compile": ("auto", "on", "off"),

@@ -58,9 +58,10 @@ class MLP(nn.Module):
         super().__init__()
         self.fc = nn.Linear(cfg.d_model, cfg.ff_dim, bias=cfg.bias)
         self.proj = nn.Linear(cfg.ff_dim, cfg.d_model, bias=cfg.bias)
+        self.gelu_approximate = "tanh" if cfg.activation == "gelu_tanh" else "none"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(F.gelu(self.fc(x), approximate="tanh"))
+        return self.proj(F.gelu(self.fc(x), approximate=self.gelu_approximate))
 
 
 class Block(nn.Module):

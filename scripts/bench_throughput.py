@@ -10,9 +10,10 @@ hits every contender alike:
   peer        transformers' GPT2LMHeadModel of the same shape, vocabulary and context (no dropout
               and an untied unembedding, as ours: the same parameter count is checked), the same
               AdamW hyper-parameters and decay groups, the same batches, micro-steps and gradient
-              clipping, at its defaults otherwise: fp32, eager, its "gelu_new" activation and
-              SDPA attention, its own loss (labels = inputs), torch.optim.AdamW's default
-              implementation for the device, full-precision fp32 matmuls (no TF32);
+              clipping, the same activation (exact GELU; "gelu_new" for model.activation=gelu_tanh),
+              at its defaults otherwise: fp32, eager, SDPA attention, its own loss (labels =
+              inputs), torch.optim.AdamW's default implementation for the device, full-precision
+              fp32 matmuls (no TF32);
   peer_dtype  the same peer under our dtype (bf16 autocast where ours uses it).
 
 Per shape it prints tokens/s (median of the rounds, min-max), ours/peer ratios, achieved FLOP/s
@@ -58,6 +59,7 @@ from scaling_sweep.step import autocast, compile_for_training, optimizer_step, t
 CPU_SHAPES = ["2,32,2", "2,64,2", "3,96,3", "4,128,4", "4,192,6", "6,256,8"]
 # GPT-2 small and medium sized, GPT-2's vocabulary and context.
 GPU_SHAPES = ["12,768,12,1024,50257", "24,1024,16,1024,50257"]
+PEER_ACTIVATION = {"gelu": "gelu", "gelu_tanh": "gelu_new"}  # ours -> GPT2Config.activation_function
 PRESETS = {
     "cpu": {"shapes": CPU_SHAPES, "batch": 32, "micro_batch": None, "ctx": 256, "vocab": 256},
     # Micro-batches of 8 x 1024 tokens keep the fp32 eager peer (and three models with AdamW
@@ -145,7 +147,8 @@ def build_peer(shape: Shape, optim_cfg: OptimConfig, lr: float, device: torch.de
     hf_logging.set_verbosity_error()
     config = GPT2Config(
         vocab_size=shape.vocab, n_positions=shape.n_ctx, n_embd=shape.d_model, n_layer=shape.n_layer,
-        n_head=shape.n_head, activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        n_head=shape.n_head, activation_function=PEER_ACTIVATION[shape.model_config().activation],
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
         tie_word_embeddings=False, bos_token_id=None, eos_token_id=None, loss_type="ForCausalLM",
     )
     torch.manual_seed(0)

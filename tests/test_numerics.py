@@ -71,3 +71,18 @@ def test_bf16_training_follows_the_fp32_loss_curve():
     # (about 1e-3 nats here; a wrong mask or a lost gradient moves them by far more).
     assert np.abs(bf16 - fp32).max() < 0.02
     assert bf16[-10:].mean() == pytest.approx(fp32[-10:].mean(), abs=0.01)
+
+
+def test_activation_switch_selects_the_gelu_variant():
+    x = torch.randint(0, 64, (2, 32))
+    h = torch.randn(2, 32, 64)
+    logits = {}
+    for activation, approximate in (("gelu", "none"), ("gelu_tanh", "tanh")):
+        torch.manual_seed(0)
+        model = GPT(ModelConfig(n_layer=2, d_model=64, n_head=2, n_ctx=32, activation=activation), 64)
+        mlp = model.blocks[0].mlp
+        assert torch.equal(mlp(h), mlp.proj(F.gelu(mlp.fc(h), approximate=approximate)))
+        logits[activation] = model(x)
+    # The same weights through erf and tanh GELU: different, by far less than the logits' scale.
+    difference = (logits["gelu"] - logits["gelu_tanh"]).abs().max()
+    assert 0 < difference < 1e-3

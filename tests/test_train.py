@@ -111,6 +111,7 @@ def test_gradient_accumulation_matches_the_full_batch(tiny_config, tmp_path):
     ("tokenizer", "name", "no-such-tokenizer", "tokenizer.name"),
     ("data", "source", "ftp", "data.source"),
     ("train", "dtype", "fp8", "train.dtype"),
+    ("model", "activation", "relu", "model.activation"),
     ("train", "stop_at", "compute_optimal", "train.stop_at"),
 ])
 def test_bad_config_names_its_key(tiny_config, section, key, value, named):
