@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import os
+import sys
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -71,13 +73,38 @@ def resolve_compile(name: str, device: torch.device) -> bool:
 
 
 def configure(device: torch.device) -> None:
-    """Process-wide settings for training on this device: TF32 matmuls for fp32 work on CUDA.
+    """Process-wide settings for training on this device.
 
-    Under bf16 autocast only the ops autocast keeps in fp32 are affected. On CPU nothing is
-    changed: float32 matmul precision there would let oneDNN swap in bf16 arithmetic.
+    CUDA: TF32 matmuls for fp32 work (under bf16 autocast only the ops autocast keeps in fp32
+    are affected). CPU: freed activation memory stays in the heap (see
+    keep_freed_memory_in_heap); float32 matmul precision is left alone, as on CPU it would let
+    oneDNN swap in bf16 arithmetic.
     """
     if device.type == "cuda":
         torch.set_float32_matmul_precision("high")
+    else:
+        keep_freed_memory_in_heap()
+
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+MMAP_THRESHOLD_MAX = 32 << 20  # the largest mmap threshold glibc accepts on 64-bit
+
+
+def keep_freed_memory_in_heap() -> bool:
+    """Make glibc reuse the step's freed activation buffers instead of mapping fresh pages.
+
+    By default glibc serves large blocks by mmap and trims freed memory at the top of the
+    heap, so every CPU step gets its multi-MB activations as new zero-filled pages: about
+    11,000 page faults per step at L2 d32, a third of its time. A fixed 32 MiB mmap threshold
+    and no trimming keep them in the heap (the process then holds its peak memory until it
+    exits). Returns False where the C library is not glibc.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    if mallopt is None:
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
 
 
 def device_name(device: torch.device) -> str:

@@ -1,0 +1,43 @@
+"""Process-wide CPU settings: freed activation memory is reused rather than mapped afresh each step."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+STEP_FAULTS = textwrap.dedent("""
+    import resource, sys, torch
+    from scaling_sweep import hardware
+    from scaling_sweep.config import ModelConfig, OptimConfig
+    from scaling_sweep.model import GPT
+    from scaling_sweep.optim import build_optimizer
+    from scaling_sweep.step import optimizer_step
+
+    cpu = torch.device("cpu")
+    if sys.argv[1] == "configured":
+        hardware.configure(cpu)
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(n_layer=1, d_model=32, n_head=2, n_ctx=256), 256)
+    optimizer = build_optimizer(model, OptimConfig(), 1e-3, cpu)
+    x = torch.randint(0, 256, (16, 256))
+    step = lambda: optimizer_step(model, model, optimizer, x, x, device=cpu, dtype="fp32", micro_batch_size=None, grad_clip=1.0)
+    for _ in range(3):
+        step()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(5):
+        step()
+    print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
+""")
+
+
+def page_faults_per_step(mode: str) -> float:
+    out = subprocess.run([sys.executable, "-c", STEP_FAULTS, mode], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")
+def test_configured_cpu_steps_reuse_heap_memory():
+    default, configured = page_faults_per_step("default"), page_faults_per_step("configured")
+    assert default > 500, "this shape no longer allocates fresh pages by default; pick a larger one"
+    assert configured < default / 20
