@@ -306,6 +306,8 @@ def constants_table(result: Analysis) -> str:
             lo, hi = law_fit.ci.get(name, (np.nan, np.nan))
             unit = laws.CONSTANT_UNITS.get(name, "dimensionless")
             lines.append(f"    {name:<9} = {value:<10.4g} 95% CI [{lo:.4g}, {hi:.4g}]  {unit}")
+        if "warning" in law_fit.extra:
+            lines.append(f"    warning: {law_fit.extra['warning']}")
     for key, why in result.skipped.items():
         lines.append(f"{key}: not fitted: {why}")
     return "\n".join(lines)

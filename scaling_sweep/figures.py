@@ -87,8 +87,9 @@ def _loglog(ax, xlabel, ylabel=LOSS_LABEL):
 
 
 def _legend(ax):
+    """Below the axes: fit labels carry their constants and CIs, too wide to sit on the data."""
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, loc="best", framealpha=0.8)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
 
 
 def _constant(fit, name, digits=3):

@@ -332,6 +332,18 @@ def _make_fit(law, theta, boot, to_params, n):
     return Fit(law, params, ci, n)
 
 
+VANISHED_FLOOR = 1e-3  # a floor below this share of the lowest loss explains none of it
+
+
+def _flag_vanished_floor(f: Fit, floor: str, loss) -> Fit:
+    """A floor fitted to ~0 means the points show no irreducible loss: the law has reduced to
+    its form without one, and the floor's interval (stuck at ~0) says nothing."""
+    if f.params[floor] < VANISHED_FLOOR * np.min(loss):
+        f.extra["warning"] = (f"{floor} -> 0 ({f.params[floor]:.2g}): these points show no irreducible loss, "
+                              f"so {floor} and its interval are not determined (the models may be far from converged)")
+    return f
+
+
 # Grids of starting points. Chinchilla's is the one of Hoffmann et al. 2022 as replicated
 # by Besiroglu et al. 2024: 5·5·5·6·6 = 4500 starts.
 CHINCHILLA_GRID = _grid(np.arange(0, 30, 5), np.arange(0, 30, 5), np.arange(-1, 1.5, 0.5),
@@ -351,7 +363,7 @@ def fit_chinchilla(N, D, loss, n_boot=N_BOOT, seed=0, starts=CHINCHILLA_GRID) ->
         return {"E": np.exp(t[:, 4]), "A": np.exp(t[:, 0]), "B": np.exp(t[:, 1]),
                 "alpha": t[:, 2], "beta": t[:, 3]}
 
-    return _make_fit("chinchilla", best, boot, to_params, len(loss))
+    return _flag_vanished_floor(_make_fit("chinchilla", best, boot, to_params, len(loss)), "E", loss)
 
 
 def _fit_power_law_with_floor(x, loss, var, n_boot, seed) -> Fit:
@@ -367,7 +379,7 @@ def _fit_power_law_with_floor(x, loss, var, n_boot, seed) -> Fit:
     def to_params(t):
         return {f"{var}_c": np.exp(t[:, 0] / t[:, 1]), f"alpha_{var}": t[:, 1], "L_inf": np.exp(t[:, 2])}
 
-    return _make_fit(law, best, boot, to_params, len(loss))
+    return _flag_vanished_floor(_make_fit(law, best, boot, to_params, len(loss)), "L_inf", loss)
 
 
 def fit_kaplan_nd(N, D, loss, n_boot=N_BOOT, seed=0) -> Fit:

@@ -81,6 +81,9 @@ def markdown(result, figures: list[str], missing: list[str]) -> str:
               "Published constants are for other tokenizers and data (Kaplan: GPT-2 BPE on WebText2; "
               "Chinchilla: MassiveText): exponents compare across setups, scales only with the same "
               "tokenizer.", ""] + constants_rows(result) + [""]
+    warnings = [f"- {key}: {f.extra['warning']}" for key, f in result.fits.items() if "warning" in f.extra]
+    if warnings:
+        lines += ["## Warnings", ""] + warnings + [""]
     lines += ["## Held-out check", "", "Fit on all but the largest models, predict the held-out ones "
               "(relative error of the predicted loss).", ""] + held_out_rows(result) + [""]
     if result.skipped:

@@ -105,6 +105,15 @@ def test_too_few_points_is_a_clear_error():
         fit.fit_power_law([1e6, 1e7], [3.0, 2.8])
 
 
+def test_a_floor_fitted_to_zero_is_flagged():
+    N = np.geomspace(1e5, 1e9, 8)
+    without_floor = fit.fit_power_law(N, laws.loss_n(N, N_c=8.8e13, alpha_N=0.076), floor=True, n_boot=0)
+    assert "L_inf -> 0" in without_floor.extra["warning"]
+    noise = np.exp(np.random.default_rng(0).normal(0, 0.005, len(N)))
+    with_floor = fit.fit_power_law(N, (laws.loss_n(N, N_c=8.8e13, alpha_N=0.076) + 1.5) * noise, floor=True, n_boot=0)
+    assert "warning" not in with_floor.extra
+
+
 def test_held_out_check_predicts_the_largest_model():
     N = np.geomspace(1e5, 1e9, 9)
     loss = laws.loss_n(N, **laws.KAPLAN["L_N"])
