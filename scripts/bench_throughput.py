@@ -2,19 +2,21 @@
 """Training throughput of our step against Hugging Face GPT2LMHeadModel on the same machine.
 
 For each shape this times, interleaved round by round so that load from other processes
-hits every contender alike:
+hits every contender alike, each contender in a process of its own (so that process-wide
+settings, such as the allocator's, belong to it alone):
 
   ours        scaling_sweep's real step (model.GPT, optim.build_optimizer, step.optimizer_step)
               at the project's defaults for this device (dtype and compile as train.py resolves
-              them for dtype=auto, compile=auto);
+              them for dtype=auto, compile=auto; hardware.configure's process settings);
   peer        transformers' GPT2LMHeadModel of the same shape, vocabulary and context (no dropout
               and an untied unembedding, as ours: the same parameter count is checked), the same
               AdamW hyper-parameters and decay groups, the same batches, micro-steps and gradient
               clipping, the same activation (exact GELU; "gelu_new" for model.activation=gelu_tanh),
               at its defaults otherwise: fp32, eager, SDPA attention, its own loss (labels =
               inputs), torch.optim.AdamW's default implementation for the device, full-precision
-              fp32 matmuls (no TF32);
-  peer_dtype  the same peer under our dtype (bf16 autocast where ours uses it).
+              fp32 matmuls (no TF32), glibc's default allocator behaviour;
+  peer_dtype  the same peer under our dtype (bf16 autocast where ours uses it) and our process
+              settings: it differs from ours only in the model and step code.
 
 Per shape it prints tokens/s (median of the rounds, min-max), ours/peer ratios, achieved FLOP/s
 (the exact matmul count of scaling_sweep.accounting) and MFU against a large torch.mm in our
@@ -36,12 +38,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -78,10 +83,12 @@ class Shape:
 
     @classmethod
     def parse(cls, text: str, ctx: int, vocab: int) -> "Shape":
-        parts = [int(p) for p in text.split(",")]
-        if len(parts) not in (3, 4, 5):
-            raise argparse.ArgumentTypeError(f"shape {text!r}: expected n_layer,d_model,n_head[,n_ctx[,vocab]]")
+        parts = [int(p) for p in text.split(",") if p.strip().isdigit()]
+        if len(parts) != len(text.split(",")) or len(parts) not in (3, 4, 5):
+            raise argparse.ArgumentTypeError(f"shape {text!r}: expected integers n_layer,d_model,n_head[,n_ctx[,vocab]]")
         parts += [ctx, vocab][len(parts) - 3:]
+        if min(parts) <= 0 or parts[1] % parts[2]:
+            raise argparse.ArgumentTypeError(f"shape {text!r}: sizes must be positive and d_model divisible by n_head")
         return cls(*parts)
 
     @property
@@ -106,16 +113,62 @@ class WindowSampler:
         return windows[:, :-1], windows[:, 1:]
 
 
-@dataclass
-class Contender:
-    """One model + optimizer + step function, with the rates it reached round by round."""
+Step = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
-    name: str
-    dtype: str
-    step: callable
-    matmul_precision: str  # torch.set_float32_matmul_precision while this one runs
-    rates: list = field(default_factory=list)
-    wait_fracs: list = field(default_factory=list)
+
+def serve(conn, role: str, shape: Shape, args: argparse.Namespace, dtype: str, compile_: bool) -> None:
+    """One contender in a process of its own, so that process-wide settings stay its own:
+    ours and peer_dtype run under hardware.configure (the project's settings), the peer at
+    torch's defaults. Builds the model, sends its parameter count, then times the number of
+    steps asked for (None ends it); an error is sent back as its traceback text."""
+    try:
+        device = args.device
+        if role != "peer":
+            hardware.configure(device)
+        optim_cfg = OptimConfig()
+        lr = accounting.kaplan_lr(accounting.param_counts(shape.model_config(), shape.vocab).non_embedding)
+        if role == "ours":
+            step, n_params = build_ours(shape, optim_cfg, lr, device, dtype, compile_, args.micro_batch)
+        else:
+            step, n_params = build_peer(shape, optim_cfg, lr, device, dtype, args.micro_batch)
+        tokens = np.random.default_rng(0).integers(0, shape.vocab, size=args.data_tokens, dtype=np.uint16)
+        sampler = WindowSampler(tokens, args.batch, shape.n_ctx, seed=1)  # the same batches for every contender
+        conn.send(n_params)
+        while (steps := conn.recv()) is not None:
+            conn.send(timed_steps(step, sampler, steps, device))
+    except Exception:  # noqa: BLE001 - reported to the parent, which raises it
+        conn.send(("error", traceback.format_exc()))
+
+
+class Contender:
+    """A contender's process, and the rates it reached round by round."""
+
+    def __init__(self, role: str, shape: Shape, args: argparse.Namespace, dtype: str, compile_: bool):
+        self.name = role
+        context = multiprocessing.get_context("spawn")  # CUDA and a fresh allocator in every contender
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=serve, args=(child, role, shape, args, dtype, compile_), daemon=True)
+        self.process.start()
+        self.n_params = self._receive()
+        self.rates: list[float] = []
+        self.wait_fracs: list[float] = []
+
+    def _receive(self):
+        message = self.conn.recv()
+        if isinstance(message, tuple) and message[0] == "error":
+            self.process.join()
+            raise RuntimeError(f"contender {self.name} failed:\n{message[1]}")
+        return message
+
+    def time(self, steps: int) -> tuple[float, float]:
+        """(seconds, seconds spent waiting for batches) of `steps` steps."""
+        self.conn.send(steps)
+        return self._receive()
+
+    def close(self) -> None:
+        if self.process.is_alive():
+            self.conn.send(None)
+        self.process.join()
 
 
 def decay_groups(params: list[tuple[str, torch.nn.Parameter]], no_decay: set[int], weight_decay: float) -> list[dict]:
@@ -125,7 +178,7 @@ def decay_groups(params: list[tuple[str, torch.nn.Parameter]], no_decay: set[int
 
 
 def build_ours(shape: Shape, optim_cfg: OptimConfig, lr: float, device: torch.device, dtype: str, compile_: bool,
-               micro_batch: int | None) -> tuple[Contender, int]:
+               micro_batch: int | None) -> tuple[Step, int]:
     torch.manual_seed(0)
     model = GPT(shape.model_config(), shape.vocab).to(device)
     optimizer = build_optimizer(model, optim_cfg, lr, device)
@@ -135,11 +188,11 @@ def build_ours(shape: Shape, optim_cfg: OptimConfig, lr: float, device: torch.de
         return optimizer_step(model, train_model, optimizer, x, y, device=device, dtype=dtype,
                               micro_batch_size=micro_batch, grad_clip=optim_cfg.grad_clip)
 
-    return Contender("ours", dtype, step, torch.get_float32_matmul_precision()), sum(p.numel() for p in model.parameters())
+    return step, sum(p.numel() for p in model.parameters())
 
 
 def build_peer(shape: Shape, optim_cfg: OptimConfig, lr: float, device: torch.device, dtype: str,
-               micro_batch: int | None, name: str) -> tuple[Contender, int]:
+               micro_batch: int | None) -> tuple[Step, int]:
     """GPT2LMHeadModel of the same shape; no dropout and untied unembedding, as ours."""
     from transformers import GPT2Config, GPT2LMHeadModel
     from transformers.utils import logging as hf_logging
@@ -174,14 +227,11 @@ def build_peer(shape: Shape, optim_cfg: OptimConfig, lr: float, device: torch.de
         optimizer.zero_grad(set_to_none=True)
         return total, grad_norm
 
-    # At its defaults fp32 matmuls stay full precision (no TF32); in our dtype it gets our settings.
-    precision = "highest" if name == "peer" else torch.get_float32_matmul_precision()
-    return Contender(name, dtype, step, precision), sum(p.numel() for p in model.parameters())
+    return step, sum(p.numel() for p in model.parameters())
 
 
-def timed_steps(contender: Contender, sampler: WindowSampler, steps: int, device: torch.device) -> tuple[float, float]:
+def timed_steps(step: Step, sampler: WindowSampler, steps: int, device: torch.device) -> tuple[float, float]:
     """Run `steps` steps; returns (seconds, seconds spent waiting for batches)."""
-    torch.set_float32_matmul_precision(contender.matmul_precision)
     hardware.synchronize(device)
     wait = 0.0
     start = time.perf_counter()
@@ -189,48 +239,48 @@ def timed_steps(contender: Contender, sampler: WindowSampler, steps: int, device
         before = time.perf_counter()
         x, y = sampler.sample()
         wait += time.perf_counter() - before
-        loss, _ = contender.step(x, y)
+        loss, _ = step(x, y)
     loss.item()  # the last step's result reached the host: all queued work is done
     hardware.synchronize(device)
     return time.perf_counter() - start, wait
 
 
-def bench_shape(shape: Shape, args, device: torch.device, dtype: str, compile_: bool, with_peer: bool) -> dict:
-    optim_cfg = OptimConfig()
-    counts = accounting.param_counts(shape.model_config(), shape.vocab)
-    lr = accounting.kaplan_lr(counts.non_embedding)
-    tokens = np.random.default_rng(0).integers(0, shape.vocab, size=args.data_tokens, dtype=np.uint16)
-    sampler = WindowSampler(tokens, args.batch, shape.n_ctx, seed=1)
-    batch_tokens = args.batch * shape.n_ctx
-
-    ours, n_ours = build_ours(shape, optim_cfg, lr, device, dtype, compile_, args.micro_batch)
-    contenders = [ours]
-    if with_peer:
-        peer, n_peer = build_peer(shape, optim_cfg, lr, device, "fp32", args.micro_batch, "peer")
-        if n_peer != n_ours:
-            raise RuntimeError(f"{shape.name}: peer has {n_peer:,} parameters, ours {n_ours:,}: not the same model")
-        contenders.append(peer)
-        if dtype != "fp32":
-            contenders.append(build_peer(shape, optim_cfg, lr, device, dtype, args.micro_batch, "peer_dtype")[0])
-
-    # Warm-up (compilation, allocator, autotuning) is excluded; it also sizes each round.
+def time_rounds(contenders: list[Contender], args, device: torch.device, dtype: str, batch_tokens: int):
+    """Warm every contender up (compilation, allocator, autotuning: never timed; it also sizes
+    the rounds), then time them round by round in alternating order, with the matmul peak."""
     first_step_s, warmup_s, steps = {}, {}, {}
     for c in contenders:
-        first_step_s[c.name], _ = timed_steps(c, sampler, 1, device)  # compilation happens here
-        seconds, _ = timed_steps(c, sampler, args.warmup, device)
-        warmup_s[c.name] = seconds
-        per_step = seconds / args.warmup
-        steps[c.name] = max(1, min(args.max_steps, round(args.round_s / per_step)))
-
+        first_step_s[c.name], _ = c.time(1)  # compilation happens here
+        warmup_s[c.name], _ = c.time(args.warmup)
+        steps[c.name] = max(1, min(args.max_steps, round(args.round_s * args.warmup / warmup_s[c.name])))
     peaks = []
     for r in range(args.repeats):
-        order = contenders if r % 2 == 0 else contenders[::-1]
         peaks.append(hardware.measure_matmul_flops(device, dtype, seconds=args.peak_s))
-        for c in order:
-            seconds, wait = timed_steps(c, sampler, steps[c.name], device)
+        for c in contenders if r % 2 == 0 else contenders[::-1]:
+            seconds, wait = c.time(steps[c.name])
             c.rates.append(steps[c.name] * batch_tokens / seconds)
             c.wait_fracs.append(wait / seconds)
+    return first_step_s, warmup_s, steps, peaks
 
+
+def bench_shape(shape: Shape, args, device: torch.device, dtype: str, compile_: bool, with_peer: bool) -> dict:
+    counts = accounting.param_counts(shape.model_config(), shape.vocab)
+    batch_tokens = args.batch * shape.n_ctx
+    roles = ["ours"] + (["peer"] + (["peer_dtype"] if dtype != "fp32" else []) if with_peer else [])
+    contenders = []
+    try:
+        for role in roles:
+            contenders.append(Contender(role, shape, args, "fp32" if role == "peer" else dtype, compile_))
+        for c in contenders[1:]:
+            if c.n_params != contenders[0].n_params:
+                raise RuntimeError(f"{shape.name}: {c.name} has {c.n_params:,} parameters, ours "
+                                   f"{contenders[0].n_params:,}: not the same model")
+        first_step_s, warmup_s, steps, peaks = time_rounds(contenders, args, device, dtype, batch_tokens)
+    finally:
+        for c in contenders:
+            c.close()
+    ours = contenders[0]
+    peer = contenders[1] if with_peer else None
     fpt = accounting.flops_per_token(shape.model_config(), shape.vocab).exact
     peak = statistics.median(peaks)
     med = {c.name: statistics.median(c.rates) for c in contenders}
@@ -304,7 +354,8 @@ class OtherCpuUse:
     def _read() -> tuple[float, float, float] | None:
         try:
             busy = sum(int(v) for i, v in enumerate(Path("/proc/stat").read_text().split("\n")[0].split()[1:]) if i not in (3, 4, 8, 9))
-            ours = sum(int(v) for v in Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[11:13])
+            # utime, stime and those of the contenders' processes once joined (cutime, cstime)
+            ours = sum(int(v) for v in Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[11:15])
         except (OSError, ValueError, IndexError):
             return None
         return busy, ours, time.monotonic()
@@ -375,7 +426,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for key in ("batch", "micro_batch", "ctx", "vocab"):
         if getattr(args, key) is None:
             setattr(args, key, preset[key])
-    args.shapes = [Shape.parse(s, args.ctx, args.vocab) for s in (args.shapes or preset["shapes"])]
+    try:
+        args.shapes = [Shape.parse(s, args.ctx, args.vocab) for s in (args.shapes or preset["shapes"])]
+    except argparse.ArgumentTypeError as err:
+        parser.error(str(err))
     if args.micro_batch and args.batch % args.micro_batch:
         parser.error(f"--micro-batch {args.micro_batch} must divide --batch {args.batch} (one static shape per micro-step)")
     args.device = device
