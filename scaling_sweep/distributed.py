@@ -64,10 +64,15 @@ def teardown(dist: DistInfo) -> None:
         torch_dist.destroy_process_group()
 
 
-def all_mean(value: torch.Tensor, dist: DistInfo) -> torch.Tensor:
-    """The mean of a per-rank scalar over all ranks (each rank saw its slice of the batch)."""
+def all_sum(value: torch.Tensor, dist: DistInfo) -> torch.Tensor:
+    """The sum of a per-rank tensor over all ranks."""
     if dist.world_size == 1:
         return value
     value = value.clone()
     torch_dist.all_reduce(value, op=torch_dist.ReduceOp.SUM)
-    return value / dist.world_size
+    return value
+
+
+def all_mean(value: torch.Tensor, dist: DistInfo) -> torch.Tensor:
+    """The mean of a per-rank scalar over all ranks (each rank saw its slice of the batch)."""
+    return all_sum(value, dist) / dist.world_size

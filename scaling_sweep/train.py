@@ -179,14 +179,18 @@ def load_checkpoint(run: Run) -> TrainState | None:
 
 @torch.no_grad()
 def evaluate(run: Run) -> float:
+    """Mean loss over the fixed validation windows (a partial last batch weighs by its windows);
+    DDP ranks take every world_size-th batch and sum their totals."""
     run.model.eval()
-    losses = []
-    for x, y in run.val_batches:
+    loss_sum, windows = torch.zeros((), device=run.device), 0
+    for x, y in run.val_batches[run.dist.rank::run.dist.world_size]:
         with run.autocast():
             _, loss = run.model(x.to(run.device), y.to(run.device))
-        losses.append(loss.float())
+        loss_sum += loss.float() * len(x)
+        windows += len(x)
     run.model.train()
-    return torch.stack(losses).mean().item()
+    totals = distributed.all_sum(torch.stack([loss_sum, torch.tensor(float(windows), device=run.device)]), run.dist)
+    return (totals[0] / totals[1]).item()
 
 
 def train_step(run: Run, step: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -138,7 +138,8 @@ def test_schedule_warms_up_then_decays_to_the_floor(tiny_config):
 
 
 def test_ddp_two_processes_match_one_with_the_same_global_batch(tiny_config, tmp_path):
-    cfg = tiny_config(train={"max_steps": 12, "eval_every": 6, "log_every": 3})
+    # 40 validation windows: batches of 16, 16 and 8, split 24 / 16 between the two ranks.
+    cfg = tiny_config(train={"max_steps": 12, "eval_every": 6, "log_every": 3, "eval_windows": 40})
     single = run_cli(cli_overrides(cfg, tmp_path / "single"))
     assert single.wait(timeout=300) == 0, single.stderr.read()
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
