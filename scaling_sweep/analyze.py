@@ -25,7 +25,6 @@ from scaling_sweep import fit, laws, points, report
 from scaling_sweep.fit import Fit, FitError
 from scaling_sweep.runs import Run, SweepError, check_one_setting, read_sweep
 
-SCHEMA_VERSION = 1
 CONVENTION = {"loss": "nats/token", "N": "non-embedding parameters", "D": "training tokens",
               "C": "FLOPs = 6*N*D", "B": "tokens per batch", "S": "optimizer steps"}
 
@@ -271,7 +270,7 @@ def analyze_points(path, drop_highest_loss: int = 0) -> Analysis:
 
 def fits_json(result: Analysis) -> dict:
     return {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": laws.FITS_SCHEMA_VERSION,
         "sweep": result.name,
         **result.setting,
         "convention": CONVENTION,

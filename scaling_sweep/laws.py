@@ -55,6 +55,10 @@ PUBLISHED = {
 }
 
 
+# fits.json's layout version: analyze writes it (the fitted laws under "laws", keyed as
+# LAW_INFO), plan --fit reads it.
+FITS_SCHEMA_VERSION = 1
+
 # What each law is, for reports and fits.json; constants are named as in the formulas below.
 LAW_INFO = {
     "L_N": ("L = (N_c/N)^alpha_N", "Kaplan et al. 2020 eq. 1.1"),

@@ -71,7 +71,6 @@ FITTED_FORMS = {
     "chinchilla": ("chinchilla", laws.chinchilla_loss, laws.chinchilla_optimal),
     "kaplan": ("L_ND", laws.loss_nd, laws.loss_nd_optimal),
 }
-FITS_SCHEMA_VERSION = 1
 
 # Peak dense bf16 tensor FLOP/s per device, from the vendors' datasheets (the "with sparsity"
 # figures halved).
@@ -108,21 +107,24 @@ def read_fits(path, names: list[str] | None = None) -> dict[str, Law]:
     when names is None. Raises PlanError on a wrong schema_version or a missing law."""
     data = _load_json(path)
     version = data.get("schema_version") if isinstance(data, dict) else None
-    if version != FITS_SCHEMA_VERSION:
-        raise PlanError(f"{path}: schema_version {version!r}; this planner reads version {FITS_SCHEMA_VERSION}")
+    if version != laws.FITS_SCHEMA_VERSION:
+        raise PlanError(f"{path}: schema_version {version!r}; this planner reads version {laws.FITS_SCHEMA_VERSION}")
+    fitted = data.get("laws")
+    fitted = fitted if isinstance(fitted, dict) else {}
     if names is None:
-        names = [name for name, (key, *_) in FITTED_FORMS.items() if key in data]
+        names = [name for name, (key, *_) in FITTED_FORMS.items() if key in fitted]
         if not names:
             keys = ", ".join(key for key, *_ in FITTED_FORMS.values())
             raise PlanError(f"{path}: holds none of the laws the planner uses ({keys})")
-    return {name: _fitted_law(path, data, name) for name in names}
+    return {name: _fitted_law(path, fitted, name) for name in names}
 
 
-def _fitted_law(path, data: dict, name: str) -> Law:
+def _fitted_law(path, fitted: dict, name: str) -> Law:
+    """Law `name` from the "laws" object of a fits.json."""
     key, formula, allocation = FITTED_FORMS[name]
-    entry = data.get(key)
+    entry = fitted.get(key)
     if not isinstance(entry, dict):
-        has = ", ".join(k for k in data if k != "schema_version") or "nothing"
+        has = ", ".join(fitted) or "nothing"
         raise PlanError(f"{path}: no {key!r} law for --law {name} (it has: {has})")
     wanted = list(inspect.signature(formula).parameters)[2:]  # the constants after (N, D)
     missing = [p for p in wanted if not isinstance(entry.get(p), (int, float))]
@@ -131,7 +133,9 @@ def _fitted_law(path, data: dict, name: str) -> Law:
     params = {p: float(entry[p]) for p in wanted}
     intervals = entry.get("ci") if isinstance(entry.get("ci"), dict) else {}
     ci = {p: _interval(path, key, p, intervals[p]) for p in wanted if p in intervals}
-    return Law(f"fit:{name}", f"{path} [{key}]", formula, params, allocation, params, ci)
+    # analyze's warning (e.g. a floor fitted to zero) travels with the law into every plan's source line
+    warning = f"; fit warning: {entry['warning']}" if entry.get("warning") else ""
+    return Law(f"fit:{name}", f"{path} [{key}]{warning}", formula, params, allocation, params, ci)
 
 
 def _interval(path, key: str, param: str, value) -> tuple[float, float]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from synthetic_sweep import TRUTH, run_specs, write_synthetic_sweep
 
-from scaling_sweep import analyze, points, runs
+from scaling_sweep import analyze, plan, points, runs
 from scaling_sweep.laws import EPOCH_REPLICATION, chinchilla_loss, critical_batch
 
 from test_fit import REFERENCE
@@ -50,6 +50,16 @@ def test_analysis_writes_fits_report_and_figures(analysed):
         assert (out / "figures" / f"{stem}.svg").exists()
         assert f"figures/{stem}.png" in report
     assert list((out / "tb").iterdir())
+
+
+def test_planner_reads_the_fits_json_that_analyze_writes(analysed):
+    out, _ = analysed
+    fitted = plan.read_fits(out / "fits.json")
+    assert set(fitted) == {"chinchilla", "kaplan"}
+    constants = json.loads((out / "fits.json").read_text())["laws"]["chinchilla"]
+    N, D = 1e8, 2e9
+    assert fitted["chinchilla"].loss(N, D) == pytest.approx(
+        chinchilla_loss(N, D, **{k: constants[k] for k in ("E", "A", "B", "alpha", "beta")}))
 
 
 def test_critical_batch_per_target_matches_the_synthetic_law(analysed):

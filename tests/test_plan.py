@@ -28,8 +28,8 @@ def write_fits(tmp_path, payload, name="fits.json"):
 
 def fits_payload():
     ci = {k: [0.95 * v, 1.05 * v] for k, v in FIT.items()}
-    return {"schema_version": 1, "chinchilla": {**FIT, "ci": ci, "ci_level": 0.95, "n_points": 40},
-            "L_N": {"N_c": 1e13, "alpha_N": 0.07, "ci": {}}}
+    return {"schema_version": 1, "laws": {"chinchilla": {**FIT, "ci": ci, "ci_level": 0.95, "n_points": 40},
+                                          "L_N": {"N_c": 1e13, "alpha_N": 0.07, "ci": {}}}}
 
 
 # --- loss predictions and allocations --------------------------------------------------------
@@ -139,13 +139,19 @@ def test_fitted_law_predicts_with_its_constants_and_a_ci(tmp_path, capsys):
     assert result["laws"]["fit:chinchilla"]["loss_ci"] == pytest.approx([lo, hi])
 
 
+def test_a_fit_warning_travels_into_the_plan(tmp_path, capsys):
+    payload = {"schema_version": 1, "laws": {"chinchilla": {**FIT, "ci": {}, "warning": "E -> 0 (1e-90 nats/token)"}}}
+    _, out, _ = run_cli(capsys, "--fit", write_fits(tmp_path, payload), "--compute", 1e21)
+    assert "fit warning: E -> 0 (1e-90 nats/token)" in out
+
+
 def test_fit_without_intervals_predicts_without_a_ci(tmp_path):
-    law = plan.read_fits(write_fits(tmp_path, {"schema_version": 1, "chinchilla": {**FIT, "ci": None}}))["chinchilla"]
+    law = plan.read_fits(write_fits(tmp_path, {"schema_version": 1, "laws": {"chinchilla": {**FIT, "ci": None}}}))["chinchilla"]
     assert law.ci == {} and plan.loss_interval(law, 1e8, 2e9) is None
 
 
 def test_fitted_kaplan_eq_1_5_uses_its_own_optimum(tmp_path):
-    payload = {"schema_version": 1, "L_ND": {**laws.KAPLAN["L_ND"], "ci": {}}}
+    payload = {"schema_version": 1, "laws": {"L_ND": {**laws.KAPLAN["L_ND"], "ci": {}}}}
     law = plan.read_fits(write_fits(tmp_path, payload), ["kaplan"])["kaplan"]
     assert law.loss(1.75e11, 3e11) == pytest.approx(1.73, abs=0.005)
     assert plan.compute_optimal(law, 1e21).N == pytest.approx(laws.loss_nd_optimal(1e21, **laws.KAPLAN["L_ND"])[0])
@@ -174,9 +180,9 @@ def test_bad_arguments(capsys, args, message):
 @pytest.mark.parametrize("payload, message", [
     ({**fits_payload(), "schema_version": 2}, "schema_version 2"),
     ({k: v for k, v in fits_payload().items() if k != "schema_version"}, "schema_version None"),
-    ({"schema_version": 1, "L_N": {}}, "none of the laws"),
-    ({"schema_version": 1, "chinchilla": {"E": 1.8, "A": 480.0}}, "lacks the number(s) B, alpha, beta"),
-    ({"schema_version": 1, "chinchilla": {**FIT, "ci": {"E": 1.8}}}, "expected [lo, hi]"),
+    ({"schema_version": 1, "laws": {"L_N": {}}}, "none of the laws"),
+    ({"schema_version": 1, "laws": {"chinchilla": {"E": 1.8, "A": 480.0}}}, "lacks the number(s) B, alpha, beta"),
+    ({"schema_version": 1, "laws": {"chinchilla": {**FIT, "ci": {"E": 1.8}}}}, "expected [lo, hi]"),
 ])
 def test_bad_fits_file(tmp_path, capsys, payload, message):
     code, _, err = run_cli(capsys, "--fit", write_fits(tmp_path, payload), "--compute", 1e20)
