@@ -64,9 +64,14 @@ def norm_params(d_model: int, bias: bool) -> int:
     return 2 * d_model if bias else d_model
 
 
+def non_embedding_params(cfg: ModelConfig) -> int:
+    """Kaplan's N: the blocks and the final norm; it does not depend on the vocabulary."""
+    return cfg.n_layer * block_params(cfg.d_model, cfg.ff_dim, cfg.bias) + norm_params(cfg.d_model, cfg.bias)
+
+
 def param_counts(cfg: ModelConfig, vocab_size: int | None = None) -> ParamCounts:
     vocab = _vocab(cfg, vocab_size)
-    non_embedding = cfg.n_layer * block_params(cfg.d_model, cfg.ff_dim, cfg.bias) + norm_params(cfg.d_model, cfg.bias)
+    non_embedding = non_embedding_params(cfg)
     embedding = (vocab + cfg.n_ctx) * cfg.d_model
     if not cfg.tie_embeddings:
         embedding += vocab * cfg.d_model
@@ -96,6 +101,11 @@ def flops_per_token(cfg: ModelConfig, vocab_size: int | None = None) -> FlopsPer
 def training_flops(n_params: float, tokens: float) -> float:
     """Kaplan's C = 6 N D in FLOPs."""
     return 6.0 * n_params * tokens
+
+
+def inference_flops(n_params: float, tokens: float) -> float:
+    """Kaplan's forward pass only: 2 N FLOPs per token served."""
+    return 2.0 * n_params * tokens
 
 
 def pf_days(flops: float) -> float:

@@ -27,6 +27,7 @@ import numpy as np
 
 from scaling_sweep import accounting, laws
 from scaling_sweep.config import ModelConfig
+from scaling_sweep.runs import SUMMARY_FILE
 
 
 class PlanError(ValueError):
@@ -86,7 +87,6 @@ DEVICE_PEAKS = {
     "tpu-v5p": (459e12, "Google Cloud TPU v5p documentation: 459 TFLOPS bf16 per chip"),
 }
 
-INFERENCE_FLOPS_PER_PARAM = 2.0  # forward pass only: 2·N FLOPs per token served (Kaplan's table 1)
 NEAR_OPTIMAL = 2.0  # a model within this factor of N_opt counts as compute-optimal in size
 SEARCH_MAX = 1e40  # upper end (tokens or FLOPs) of the inverse questions' search
 
@@ -248,7 +248,7 @@ def inference_alternative(plan: Plan, inference_tokens: float | None = None) -> 
     else:
         sizes = plan.N * np.logspace(-3, 0, 601)
         tokens = tokens_to_reach(plan.law, sizes, plan.loss)
-        total = accounting.training_flops(sizes, tokens) + INFERENCE_FLOPS_PER_PARAM * sizes * inference_tokens
+        total = accounting.training_flops(sizes, tokens) + accounting.inference_flops(sizes, inference_tokens)
         N = float(sizes[np.argmin(total)])
     return tokens_for_loss(plan.law, N, plan.loss)
 
@@ -297,8 +297,7 @@ class Shape:
 
 def shape_of(n_layer: int, n_head: int, head_dim: int) -> Shape:
     cfg = ModelConfig(n_layer=n_layer, d_model=n_head * head_dim, n_head=n_head)
-    # non-embedding N does not depend on the vocabulary
-    return Shape(n_layer, cfg.d_model, n_head, accounting.param_counts(cfg, vocab_size=0).non_embedding)
+    return Shape(n_layer, cfg.d_model, n_head, accounting.non_embedding_params(cfg))
 
 
 def model_shapes(n_params: float, aspect: tuple[float, float] = (64, 128), head_dim: int = 64,
@@ -341,7 +340,6 @@ def device_throughput(device: str | None, mfu: float, peak: float | None = None)
 
 def measured_throughput(runs_dir) -> Throughput:
     """6N FLOP/s per device measured by the largest run (by N) of a sweep folder."""
-    from scaling_sweep.tracking import SUMMARY_FILE  # imports torch: only when asked
 
     runs = [_load_json(p) for p in sorted(Path(runs_dir).glob(f"*/{SUMMARY_FILE}"))]
     runs = [r for r in runs if isinstance(r, dict) and r.get("tokens_per_s") and r.get("N")]
@@ -361,7 +359,9 @@ def device_hours(flops: float, throughput: Throughput) -> float:
 
 COMPUTE_UNITS = {"": 1.0, "flop": 1.0, "pfday": accounting.PF_DAY}
 UNITS = {"N": "non-embedding parameters", "D": "training tokens", "loss": "nats/token of the law's own data and tokenizer",
-         "flops": "FLOPs, 6*N*D", "pf_days": "PF-days, 8.64e19 FLOPs each", "gpu_hours": "device-hours"}
+         "loss_ci": "nats/token, the fit's CI", "tokens_per_param": "D/N", "flops": "FLOPs, 6*N*D",
+         "extra_training_flops": "FLOPs, 6*N*D", "inference_flops_saved": "FLOPs, 2*N per token served",
+         "pf_days": "PF-days, 8.64e19 FLOPs each", "gpu_hours": "device-hours"}
 CONVENTIONS = ("N: non-embedding parameters. D: training tokens. C = 6·N·D FLOPs; 1 PF-day = 8.64e19 FLOPs. "
                "Loss: nats/token on each law's own data and tokenizer (compare allocations across laws, "
                "not absolute losses).")
@@ -503,7 +503,7 @@ def _alternative_entry(plan: Plan, alternative: Plan | None, inference_tokens, t
         return None
     entry = alternative.as_dict() | {"extra_training_flops": alternative.flops - plan.flops}
     if inference_tokens:
-        entry["inference_flops_saved"] = INFERENCE_FLOPS_PER_PARAM * (plan.N - alternative.N) * inference_tokens
+        entry["inference_flops_saved"] = accounting.inference_flops(plan.N - alternative.N, inference_tokens)
     if throughput:
         entry["gpu_hours"] = device_hours(alternative.flops, throughput)
     return entry
@@ -583,7 +583,7 @@ def _render_alternatives(result: dict, inference_tokens: float | None) -> list[s
         size = f"the size minimising training + inference FLOPs for {inference_tokens:.3g} tokens served"
     else:
         size = "half of N_opt; --inference-tokens T sizes it for T tokens served"
-    headers = ["law", "N (params)", "D (tokens)", "D/N", "C (FLOPs)", "extra training C"]
+    headers = ["law", "N (params)", "D (tokens)", "D/N", "C (FLOPs, 6ND)", "extra training C (FLOPs, 6ND)"]
     headers += ["inference FLOPs saved (2N per token)"] if inference_tokens else []
     lines = ["", f"Inference-optimal alternative: a smaller model to the same loss ({size}):", "", _table(headers, rows)]
     if cheaper:

@@ -43,9 +43,11 @@ def sweep_params(name: str, overrides: tuple[str, ...] = ()) -> dict[str, list[s
     return {key: str(values).split(",") for key, values in OmegaConf.to_container(base.hydra.sweeper.params).items()}
 
 
-def grid(name: str, overrides: tuple[str, ...] = ()) -> list[RunConfig]:
-    """The run configs of sweep `name`: the cartesian product of its sweeper params."""
-    axes = [[f"{key}={value}" for value in values] for key, values in sweep_params(name, overrides).items()]
+def grid(name: str, overrides: tuple[str, ...] = (), params: dict[str, list[str]] | None = None) -> list[RunConfig]:
+    """The run configs of sweep `name`: the cartesian product of its sweeper params (pass
+    `params` when sweep_params(name, overrides) is already at hand)."""
+    params = sweep_params(name, overrides) if params is None else params
+    axes = [[f"{key}={value}" for value in values] for key, values in params.items()]
     with initialize_config_dir(str(CONFIG_DIR), version_base=None):
         return [
             OmegaConf.to_object(compose("config", overrides=[f"+sweep={name}", *overrides, *point]))
@@ -54,8 +56,7 @@ def grid(name: str, overrides: tuple[str, ...] = ()) -> list[RunConfig]:
 
 
 def describe(name: str, runs: list[RunConfig]) -> dict:
-    # N excludes the embeddings, so it does not depend on the vocabulary size passed here.
-    counts = [accounting.param_counts(r.model, vocab_size=1).non_embedding for r in runs]
+    counts = [accounting.non_embedding_params(r.model) for r in runs]
     tokens = [planned_tokens(r, n) for r, n in zip(runs, counts)]
     flops = sum(accounting.training_flops(n, t) for n, t in zip(counts, tokens))
     return {
@@ -83,9 +84,10 @@ def main(argv: list[str] | None = None) -> None:
     print("| sweep | varies | runs | N (non-embedding) | tokens per run | total C = 6ND (FLOPs) | PF-days |")
     print("|---|---|---|---|---|---|---|")
     for name in args.names or sweep_names():
-        runs = grid(name)
+        params = sweep_params(name)
+        runs = grid(name, params=params)
         row = describe(name, runs)
-        varies = ", ".join(f"{key} ({len(values)})" for key, values in sweep_params(name).items())
+        varies = ", ".join(f"{key} ({len(values)})" for key, values in params.items())
         print(
             f"| {name} | {varies} | {row['runs']} | {row['N_min']:.3g} .. {row['N_max']:.3g} | "
             f"{row['tokens_min']:.3g} .. {row['tokens_max']:.3g} | {row['total_flops']:.3g} | "
@@ -97,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def print_runs(runs: list[RunConfig]) -> None:
     for cfg in runs:
-        n = accounting.param_counts(cfg.model, vocab_size=1).non_embedding
+        n = accounting.non_embedding_params(cfg.model)
         print(f"    {cfg.run_name:<40} N={n:.3g}  tokens<={planned_tokens(cfg, n):.3g}  "
               f"batch={cfg.train.batch_size}x{cfg.model.n_ctx}")
 
