@@ -10,18 +10,20 @@ from scaling_sweep.config import OptimConfig
 from scaling_sweep.model import GPT
 
 
+def decay_groups(parameters, no_decay: set[int], weight_decay: float) -> list[dict]:
+    """AdamW parameter groups: decay on the matmul weights (2-D and up) whose id is not in
+    `no_decay` (the embeddings); none on norms and biases."""
+    decay, rest = [], []
+    for p in parameters:
+        (decay if p.dim() >= 2 and id(p) not in no_decay else rest).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
 def build_optimizer(model: GPT, cfg: OptimConfig, lr: float, device: torch.device) -> torch.optim.AdamW:
     """Decoupled weight decay on the matmul weights only: not on norms, biases or embeddings."""
     no_decay = {id(p) for p in model.embedding_parameters()}
-    decay, rest = [], []
-    for p in model.parameters():
-        (decay if p.dim() >= 2 and id(p) not in no_decay else rest).append(p)
-    groups = [
-        {"params": decay, "weight_decay": cfg.weight_decay},
-        {"params": rest, "weight_decay": 0.0},
-    ]
     return torch.optim.AdamW(
-        groups,
+        decay_groups(model.parameters(), no_decay, cfg.weight_decay),
         lr=lr,
         betas=(cfg.beta1, cfg.beta2),
         eps=cfg.eps,

@@ -20,9 +20,9 @@ settings, such as the allocator's, belong to it alone):
 
 Per shape it prints tokens/s (median of the rounds, min-max), ours/peer ratios, achieved FLOP/s
 (the exact matmul count of scaling_sweep.accounting) and MFU against a large torch.mm in our
-dtype, measured in every round on the same device. Batches come from an in-script sampler that
-draws random windows from a uint16 token array by vectorised fancy indexing, as the project's
-sampler does; the time the step loop spends waiting for it is reported as a share of step time
+dtype, measured in every round on the same device. Batches come from the project's own sampler
+(data.BatchSampler, as train.py builds it) over a random uint16 token array; the time the step
+loop spends waiting for it is reported as a share of step time
 (on a GPU this is host time, which overlaps with queued device work). Warm-up steps, including
 torch.compile's compilation, are never timed.
 
@@ -56,8 +56,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scaling_sweep import accounting, hardware  # noqa: E402
 from scaling_sweep.config import ModelConfig, OptimConfig  # noqa: E402
+from scaling_sweep.data import BatchSampler  # noqa: E402
 from scaling_sweep.model import GPT  # noqa: E402
-from scaling_sweep.optim import build_optimizer  # noqa: E402
+from scaling_sweep.optim import build_optimizer, decay_groups  # noqa: E402
 from scaling_sweep.step import autocast, compile_for_training, optimizer_step, to_device  # noqa: E402
 
 # The demo sweep's shapes (byte vocabulary, n_ctx 256, batch 32): what a CPU sweep trains.
@@ -99,20 +100,6 @@ class Shape:
         return ModelConfig(n_layer=self.n_layer, d_model=self.d_model, n_head=self.n_head, n_ctx=self.n_ctx, vocab_size=self.vocab)
 
 
-class WindowSampler:
-    """Random windows of n_ctx + 1 tokens from a uint16 array, one fancy-indexing gather per batch."""
-
-    def __init__(self, tokens: np.ndarray, batch: int, n_ctx: int, seed: int):
-        self.tokens, self.batch, self.n_ctx = tokens, batch, n_ctx
-        self.offsets = np.arange(n_ctx + 1)
-        self.rng = np.random.default_rng(seed)
-
-    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
-        starts = self.rng.integers(0, len(self.tokens) - self.n_ctx - 1, size=self.batch)
-        windows = torch.from_numpy(self.tokens[starts[:, None] + self.offsets].astype(np.int64))
-        return windows[:, :-1], windows[:, 1:]
-
-
 Step = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -132,7 +119,8 @@ def serve(conn, role: str, shape: Shape, args: argparse.Namespace, dtype: str, c
         else:
             step, n_params = build_peer(shape, optim_cfg, lr, device, dtype, args.micro_batch)
         tokens = np.random.default_rng(0).integers(0, shape.vocab, size=args.data_tokens, dtype=np.uint16)
-        sampler = WindowSampler(tokens, args.batch, shape.n_ctx, seed=1)  # the same batches for every contender
+        # The project's sampler, as train.py builds it: the same batches for every contender.
+        sampler = BatchSampler(tokens, args.batch, shape.n_ctx, seed=1, pin_memory=device.type == "cuda")
         conn.send(n_params)
         while (steps := conn.recv()) is not None:
             conn.send(timed_steps(step, sampler, steps, device))
@@ -171,12 +159,6 @@ class Contender:
         self.process.join()
 
 
-def decay_groups(params: list[tuple[str, torch.nn.Parameter]], no_decay: set[int], weight_decay: float) -> list[dict]:
-    decay = [p for _, p in params if p.dim() >= 2 and id(p) not in no_decay]
-    rest = [p for _, p in params if not (p.dim() >= 2 and id(p) not in no_decay)]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
-
-
 def build_ours(shape: Shape, optim_cfg: OptimConfig, lr: float, device: torch.device, dtype: str, compile_: bool,
                micro_batch: int | None) -> tuple[Step, int]:
     torch.manual_seed(0)
@@ -208,7 +190,7 @@ def build_peer(shape: Shape, optim_cfg: OptimConfig, lr: float, device: torch.de
     model = GPT2LMHeadModel(config).to(device)
     model.train()
     embeddings = {id(model.transformer.wte.weight), id(model.transformer.wpe.weight), id(model.lm_head.weight)}
-    groups = decay_groups(list(model.named_parameters()), embeddings, optim_cfg.weight_decay)
+    groups = decay_groups(model.parameters(), embeddings, optim_cfg.weight_decay)
     # The user's choice: torch.optim.AdamW with its default implementation for the device.
     optimizer = torch.optim.AdamW(groups, lr=lr, betas=(optim_cfg.beta1, optim_cfg.beta2), eps=optim_cfg.eps)
 
@@ -230,14 +212,14 @@ def build_peer(shape: Shape, optim_cfg: OptimConfig, lr: float, device: torch.de
     return step, sum(p.numel() for p in model.parameters())
 
 
-def timed_steps(step: Step, sampler: WindowSampler, steps: int, device: torch.device) -> tuple[float, float]:
+def timed_steps(step: Step, sampler: BatchSampler, steps: int, device: torch.device) -> tuple[float, float]:
     """Run `steps` steps; returns (seconds, seconds spent waiting for batches)."""
     hardware.synchronize(device)
     wait = 0.0
     start = time.perf_counter()
     for _ in range(steps):
         before = time.perf_counter()
-        x, y = sampler.sample()
+        x, y = next(sampler)
         wait += time.perf_counter() - before
         loss, _ = step(x, y)
     loss.item()  # the last step's result reached the host: all queued work is done
