@@ -126,6 +126,7 @@ def _fit_size_and_data(result: Analysis, final: dict, size_runs: dict) -> None:
     """L(N) on the full-data runs at the common batch size (the best shape per N); L(D) on the
     data-limited runs of the largest model; L(N, D) on every run."""
     N, loss = points.lowest_per_value(size_runs["N"], size_runs["loss"])
+    result.data["L_N"] = {"N": N, "loss": loss}
     progress(f"L(N): {len(N)} model sizes")
     _power_law_pair(result, "L_N", N, loss, "N", "lowest early-stopped (best validation) loss per N of "
                     "the full-data runs at the most common batch size")
@@ -133,6 +134,7 @@ def _fit_size_and_data(result: Analysis, final: dict, size_runs: dict) -> None:
     if limited.any():
         largest = limited & (final["N"] == final["N"][limited].max())
         D, loss_D = points.lowest_per_value(final["D"][largest], final["loss"][largest])
+        result.data["L_D"] = {"D": D, "loss": loss_D, "N": final["N"][limited].max()}
         _power_law_pair(result, "L_D", D, loss_D, "D", "early-stopped loss per dataset size D (unique "
                         "training tokens) of the largest data-limited model")
         progress(f"L(N, D): {limited.sum()} data-limited runs")
@@ -301,9 +303,7 @@ def constants_table(result: Analysis) -> str:
     lines = []
     for key, law_fit in result.fits.items():
         lines.append(f"{key}: {report.law_form(law_fit)[0]}  ({law_fit.n_points} points)")
-        for name, value in law_fit.params.items():
-            lo, hi = law_fit.ci.get(name, (np.nan, np.nan))
-            unit = laws.CONSTANT_UNITS.get(name, "dimensionless")
+        for name, value, lo, hi, unit in report.constants(law_fit):
             lines.append(f"    {name:<9} = {value:<10.4g} 95% CI [{lo:.4g}, {hi:.4g}]  {unit}")
         if "warning" in law_fit.extra:
             lines.append(f"    warning: {law_fit.extra['warning']}")

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
-from scaling_sweep import laws, points  # noqa: E402
+from scaling_sweep import laws  # noqa: E402
 
 KAPLAN_TOKENIZERS = ("gpt2", "r50k_base")  # Kaplan's constants are in nats of GPT-2's BPE
 LOSS_LABEL = "loss (nats/token)"
@@ -172,8 +172,7 @@ def fig1_loss_vs_compute_data_size(result, out_dir):
     _loglog(ax_c, C_LABEL)
     ax_c.set_title("L(C): C at the run's batch, not C_min", fontsize=9)
     _panel_data_size(ax_d, result)
-    full = result.data["size_runs"]
-    N, loss = points.lowest_per_value(full["N"], full["loss"])
+    N, loss = result.data["L_N"]["N"], result.data["L_N"]["loss"]
     ax_n.plot(N, loss, "o", color="C0", label="lowest early-stopped loss per N")
     _draw_power_fits(ax_n, result, "L_N", N, "N")
     _draw_published_power(ax_n, result, "L_N", N)
@@ -185,17 +184,14 @@ def fig1_loss_vs_compute_data_size(result, out_dir):
 
 
 def _panel_data_size(ax, result):
-    final = result.data["final"]
-    limited = final["data_limited"]
     if "L_D" not in result.fits:
         ax.text(0.5, 0.5, "no L(D) fit: needs runs of one model\nat 3+ dataset sizes (a data sweep,\n"
                 "train.max_unique_tokens)", ha="center", va="center", transform=ax.transAxes, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
         return
-    largest = limited & (final["N"] == final["N"][limited].max())
-    D, loss = points.lowest_per_value(final["D"][largest], final["loss"][largest])
-    ax.plot(D, loss, "o", color="C0", label=f"N={final['N'][largest][0]:.3g}, early-stopped")
+    D, loss = result.data["L_D"]["D"], result.data["L_D"]["loss"]
+    ax.plot(D, loss, "o", color="C0", label=f"N={result.data['L_D']['N']:.3g}, early-stopped")
     _draw_power_fits(ax, result, "L_D", D, "D")
     _draw_published_power(ax, result, "L_D", D)
     _loglog(ax, "D, dataset size (tokens)")
@@ -399,7 +395,7 @@ def fig14_optimal_size(result, out_dir):
     grid = _span(all_C)
     for label, C, N, f, color in sources:
         ax.plot(C, N, "o", ms=3.5, color=color, label=label)
-        ax.plot(grid, f.params[f"N_coef"] * (grid / laws.PF_DAY) ** f.params["exponent"], color=color, lw=1)
+        ax.plot(grid, laws.allocation(grid, f.params["N_coef"], f.params["exponent"]), color=color, lw=1)
     C_mid, N_mid = np.exp(np.log(all_C).mean()), np.exp(np.log(np.concatenate([s[2] for s in sources])).mean())
     for name, exponent, style in (("Kaplan", laws.KAPLAN_EXPONENTS["N_opt"], ":"),
                                   ("Chinchilla", laws.CHINCHILLA_EXPONENTS["N_opt"], "--")):
@@ -432,7 +428,7 @@ def isoflop_profiles(result, out_dir):
             ax_p.plot(grid, a * np.log(grid) ** 2 + b * np.log(grid) + c, color=color, lw=1)
             ax_p.plot(minima[p["C"]]["N_opt"], minima[p["C"]]["loss"], "*", ms=10, color=color, mec="k")
         if chin:
-            ax_p.plot(grid, chin.predict(grid, p["C"] / (6 * grid)), ":", color=color, lw=1)
+            ax_p.plot(grid, chin.predict(grid, laws.tokens_for_budget(p["C"], grid)), ":", color=color, lw=1)
     ax_p.set_xscale("log")
     ax_p.set_xlabel(N_LABEL)
     ax_p.set_ylabel(LOSS_LABEL)
@@ -456,7 +452,7 @@ def _panel_allocation(ax, result, minima):
         f = result.fits.get(key)
         if f is not None:
             coef = f.params[f"{key[0]}_coef"]
-            ax.plot(grid, coef * (grid / laws.PF_DAY) ** f.params["exponent"], color=color, lw=1,
+            ax.plot(grid, laws.allocation(grid, coef, f.params["exponent"]), color=color, lw=1,
                     label=f"{key} ∝ C^{f.params['exponent']:.3f} [{f.ci['exponent'][0]:.2f}, {f.ci['exponent'][1]:.2f}]"
                     if f.ci else f"{key} ∝ C^{f.params['exponent']:.3f}")
     _loglog(ax, "compute budget C (FLOPs)", "N_opt (parameters), D_opt (tokens)")

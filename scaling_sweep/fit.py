@@ -339,7 +339,7 @@ def _flag_vanished_floor(f: Fit, floor: str, loss) -> Fit:
     """A floor fitted to ~0 means the points show no irreducible loss: the law has reduced to
     its form without one, and the floor's interval (stuck at ~0) says nothing."""
     if f.params[floor] < VANISHED_FLOOR * np.min(loss):
-        f.extra["warning"] = (f"{floor} -> 0 ({f.params[floor]:.2g}): these points show no irreducible loss, "
+        f.extra["warning"] = (f"{floor} -> 0 ({f.params[floor]:.2g} nats/token): these points show no irreducible loss, "
                               f"so {floor} and its interval are not determined (the models may be far from converged)")
     return f
 

@@ -24,7 +24,6 @@ KAPLAN = {
     "L_N": {"N_c": 8.8e13, "alpha_N": 0.076},
     "L_D": {"D_c": 5.4e13, "alpha_D": 0.095},
     "L_Cmin": {"C_c": 3.1e8 * PF_DAY, "alpha_C": 0.050},
-    "L_C_fixed_batch": {"C_c": 1.6e7 * PF_DAY, "alpha_C": 0.057},  # fig. 1 left, fixed batch
     # eq. 1.4, B* in tokens
     "B_crit": {"B_star": 2e8, "alpha_B": 0.21},
     # eq. 1.5 with the eq. 1.1-1.2 constants: gives about 1.73 nats at N=1.75e11, D=3e11
@@ -47,13 +46,6 @@ EPOCH_REPLICATION = {"E": 1.82, "A": 482.0, "B": 2085.4, "alpha": 0.3478, "beta"
 # Chinchilla's N_opt ∝ C^a, D_opt ∝ C^b (approaches 1 and 2); Kaplan's D_opt = C/(6·N_opt)
 CHINCHILLA_EXPONENTS = {"N_opt": 0.50, "D_opt": 0.50}
 KAPLAN_EXPONENTS = {"N_opt": 0.73, "D_opt": 0.27}
-
-PUBLISHED = {
-    "kaplan": KAPLAN,
-    "chinchilla": CHINCHILLA,
-    "epoch_replication": EPOCH_REPLICATION,
-}
-
 
 # fits.json's layout version: analyze writes it (the fitted laws under "laws", keyed as
 # LAW_INFO), plan --fit reads it.
@@ -140,20 +132,20 @@ def steps_at_batch(B, S_min, E_min):
     return S_min + E_min / np.asarray(B, dtype=float)
 
 
-def overfitting_free_tokens(N):
-    """Eq. 4.4: tokens needed to keep the overfitting penalty small, D ≳ 5e3 · N^0.74."""
-    return 5e3 * np.asarray(N, dtype=float) ** 0.74
-
-
 def tokens_for_budget(C, N):
     """D = C / (6N): the tokens a budget of C FLOPs buys for a model of N parameters."""
     return np.asarray(C, dtype=float) / (6.0 * np.asarray(N, dtype=float))
 
 
+def allocation(C, coef, exponent):
+    """Eq. 1.7 / 6.1's form: coef · (C/PF-day)^exponent, with C in FLOPs (an N_opt or D_opt)."""
+    return coef * (np.asarray(C, dtype=float) / PF_DAY) ** exponent
+
+
 def kaplan_optimal(C, N_coef=1.3e9, exponent=0.73):
     """Eq. 1.7 / 6.1: N_opt = N_coef · (C/PF-day)^exponent; D_opt = C/(6·N_opt), so that
     6·N_opt·D_opt equals the budget exactly. Returns (N_opt, D_opt)."""
-    N_opt = N_coef * (np.asarray(C, dtype=float) / PF_DAY) ** exponent
+    N_opt = allocation(C, N_coef, exponent)
     return N_opt, tokens_for_budget(C, N_opt)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from scaling_sweep import laws
 from scaling_sweep.runs import Run
 
 MIN_PROFILE_SIZES = 3  # model sizes an IsoFLOP profile needs for a parabola
@@ -157,7 +158,7 @@ def _with_enough_sizes(profiles):
 def _profile(C, N, loss):
     order = np.argsort(N)
     N, loss = np.asarray(N, float)[order], np.asarray(loss, float)[order]
-    return {"C": float(C), "N": N, "D": C / (6 * N), "loss": loss}
+    return {"C": float(C), "N": N, "D": laws.tokens_for_budget(C, N), "loss": loss}
 
 
 def _curve_profiles(runs, n_budgets):
@@ -191,5 +192,5 @@ def isoflop_minimum(profile: dict) -> dict | None:
     if not log_N.min() <= vertex <= log_N.max():
         return None
     N_opt = float(np.exp(vertex))
-    return {"C": profile["C"], "N_opt": N_opt, "D_opt": profile["C"] / (6 * N_opt),
+    return {"C": profile["C"], "N_opt": N_opt, "D_opt": float(laws.tokens_for_budget(profile["C"], N_opt)),
             "loss": float(c - b * b / (4 * a)), "parabola": [float(a), float(b), float(c)]}

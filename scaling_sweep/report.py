@@ -24,19 +24,23 @@ PUBLISHED_FOR = {
 }
 
 
-def _published(key: str, name: str) -> str:
-    base = key.removesuffix("_floor").removesuffix("_frontier")
-    values = [f"{label} {consts[name]:.4g}" for label, consts in PUBLISHED_FOR.get(base, []) if name in consts]
+def _published(law: str, name: str) -> str:
+    values = [f"{label} {consts[name]:.4g}" for label, consts in PUBLISHED_FOR.get(law, []) if name in consts]
     return "; ".join(values) or "-"
+
+
+def constants(f):
+    """(name, value, CI low, CI high, unit) of each fitted constant; nan bounds without a CI."""
+    for name, value in f.params.items():
+        lo, hi = f.ci.get(name, (np.nan, np.nan))
+        yield name, value, lo, hi, laws.CONSTANT_UNITS.get(name, "dimensionless")
 
 
 def constants_rows(result) -> list[str]:
     rows = ["| law | constant | fitted | 95% CI | unit | published |", "| --- | --- | --- | --- | --- | --- |"]
     for key, f in result.fits.items():
-        for name, value in f.params.items():
-            lo, hi = f.ci.get(name, (np.nan, np.nan))
-            rows.append(f"| {key} | {name} | {value:.4g} | [{lo:.4g}, {hi:.4g}] | "
-                        f"{laws.CONSTANT_UNITS.get(name, 'dimensionless')} | {_published(key, name)} |")
+        for name, value, lo, hi, unit in constants(f):
+            rows.append(f"| {key} | {name} | {value:.4g} | [{lo:.4g}, {hi:.4g}] | {unit} | {_published(f.law, name)} |")
     return rows
 
 

@@ -64,12 +64,12 @@ class Run:
     def loss_curve(self) -> dict[str, np.ndarray]:
         """step, tokens, flops and loss (nats/token) of the learning curve: validation loss
         at evaluation steps, or train loss when the run has fewer than MIN_VAL_POINTS
-        evaluations. "kind" says which."""
+        evaluations."""
         m = self.metrics
         kind = "val_loss" if np.isfinite(m["val_loss"]).sum() >= MIN_VAL_POINTS else "train_loss"
         ok = np.isfinite(m[kind]) & (m["step"] > 0)
         curve = {k: m[k][ok] for k in ("step", "tokens", "flops")}
-        return {**curve, "loss": m[kind][ok], "kind": kind}
+        return {**curve, "loss": m[kind][ok]}
 
 
 @dataclass

@@ -31,7 +31,7 @@ def read_json(path: Path) -> dict | None:
         return None
 
 
-def read_metrics(path: Path) -> list[dict]:
+def read_metric_rows(path: Path) -> list[dict]:
     """Rows of a metrics.jsonl; a truncated last line (a killed run) is dropped."""
     return read_jsonl(Path(path))[0]
 
@@ -55,7 +55,7 @@ class RunLog:
     def __init__(self, run_dir: Path, resume_step: int | None):
         self.run_dir = run_dir
         metrics_path = run_dir / METRICS_FILE
-        kept = [] if resume_step is None else [r for r in read_metrics(metrics_path) if r["step"] <= resume_step]
+        kept = [] if resume_step is None else [r for r in read_metric_rows(metrics_path) if r["step"] <= resume_step]
         with atomic_path(metrics_path) as tmp:
             tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
         shutil.rmtree(run_dir / TB_DIR, ignore_errors=True)

@@ -10,7 +10,7 @@ import pytest
 
 from scaling_sweep.accounting import param_counts
 from scaling_sweep.sweep import grid, sweep_names
-from scaling_sweep.tracking import read_json, read_metrics
+from scaling_sweep.tracking import read_json, read_metric_rows
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ["demo/L2_d32", "demo/L2_d64", "demo/L3_d96"]
@@ -72,7 +72,7 @@ def test_a_killed_sweep_finishes_on_restart_without_training_a_run_twice(corpus_
     assert (first / "metrics.jsonl").read_text() == first_metrics
     for d in run_dirs(tmp_path):
         assert read_json(d / "summary.json")["status"] == "completed"
-        steps = [r["step"] for r in read_metrics(d / "metrics.jsonl")]
+        steps = [r["step"] for r in read_metric_rows(d / "metrics.jsonl")]
         assert steps == sorted(set(steps)) and steps[-1] == 60
 
 

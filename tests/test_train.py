@@ -13,7 +13,7 @@ from conftest import cli_overrides
 from scaling_sweep.accounting import param_counts
 from scaling_sweep.config import ConfigError, validate
 from scaling_sweep.optim import lr_at
-from scaling_sweep.tracking import read_metrics
+from scaling_sweep.tracking import read_metric_rows
 from scaling_sweep.train import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,7 +39,7 @@ def test_tiny_run_writes_the_run_files(tiny_config, tmp_path):
     assert summary["final_val_loss"] < summary["unigram_entropy"]
     assert final["final_val_loss"] == summary["final_val_loss"]
 
-    rows = read_metrics(run_dir / "metrics.jsonl")
+    rows = read_metric_rows(run_dir / "metrics.jsonl")
     assert [r["step"] for r in rows if "val_loss" in r] == [0, 20, 40]
     assert rows[-1]["tokens"] == summary["tokens"]
 
@@ -69,7 +69,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_config, tmp_path)
     victim = run_cli(cli_overrides(cfg, killed_dir))
     deadline = time.time() + 120
     while time.time() < deadline:
-        rows = read_metrics(killed_dir / "metrics.jsonl")
+        rows = read_metric_rows(killed_dir / "metrics.jsonl")
         if rows and rows[-1]["step"] >= 65 and (killed_dir / "checkpoint.pt").exists():
             break
         time.sleep(0.02)
@@ -83,7 +83,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_config, tmp_path)
     reference = json.loads((tmp_path / "straight" / "summary.json").read_text())
     assert final["status"] == "completed"
     assert final["final_val_loss"] == pytest.approx(reference["final_val_loss"], abs=1e-5)
-    steps = [r["step"] for r in read_metrics(killed_dir / "metrics.jsonl")]
+    steps = [r["step"] for r in read_metric_rows(killed_dir / "metrics.jsonl")]
     assert steps == sorted(set(steps)), "resumed run logged some steps twice"
 
 
@@ -92,7 +92,7 @@ def test_non_finite_loss_marks_the_run_diverged(tiny_config, tmp_path):
     final = train(cfg, tmp_path)
     assert final["status"] == "diverged"
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "diverged"
-    assert read_metrics(tmp_path / "metrics.jsonl")
+    assert read_metric_rows(tmp_path / "metrics.jsonl")
 
 
 def test_gradient_accumulation_matches_the_full_batch(tiny_config, tmp_path):
@@ -149,8 +149,8 @@ def test_ddp_two_processes_match_one_with_the_same_global_batch(tiny_config, tmp
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )
     assert ddp.returncode == 0, ddp.stderr[-3000:]
-    one = read_metrics(tmp_path / "single" / "metrics.jsonl")
-    two = read_metrics(tmp_path / "ddp" / "metrics.jsonl")
+    one = read_metric_rows(tmp_path / "single" / "metrics.jsonl")
+    two = read_metric_rows(tmp_path / "ddp" / "metrics.jsonl")
     assert [r["step"] for r in one] == [r["step"] for r in two]
     for a, b in zip(one, two):
         assert a["tokens"] == b["tokens"] and a["flops"] == b["flops"]
