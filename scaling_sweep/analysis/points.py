@@ -1,0 +1,201 @@
+"""From runs to the points each law is fitted to (loss in nats/token, N non-embedding,
+C = 6·N·tokens FLOPs, B in tokens per batch, S in optimizer steps)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scaling_sweep.analysis.runs import Run
+from scaling_sweep.core import laws
+
+MIN_PROFILE_SIZES = 3  # model sizes an IsoFLOP profile needs for a parabola
+
+
+def interp_loglog(x_new, x, y, hold_last=False):
+    """y at x_new, interpolated linearly in log x and log y; NaN outside [x[0], x[-1]], or
+    beyond x[-1] the last y when hold_last."""
+    x_new = np.asarray(x_new, float)
+    if len(x) < 2:
+        return np.full(x_new.shape, np.nan)
+    inside = (x_new >= x[0]) & ((x_new <= x[-1]) | hold_last)
+    out = np.full(x_new.shape, np.nan)
+    out[inside] = np.exp(np.interp(np.log(x_new[inside]), np.log(x), np.log(y)))
+    return out
+
+
+def final_points(runs: list[Run]) -> dict[str, np.ndarray]:
+    """One point per run: its shape, N, N_total, dataset size D (unique tokens), tokens,
+    FLOPs, batch tokens and early-stopped loss. data_limited marks runs whose training set
+    was capped (train.max_unique_tokens), the runs of an L(D) / L(N, D) sweep."""
+    keys = ("N", "N_total", "unique_tokens", "tokens", "flops", "batch_tokens",
+            "n_layer", "d_model", "n_head", "d_ff")
+    points = {k: np.array([_float(getattr(r.summary, k)) for r in runs]) for k in keys}
+    points["D"] = points.pop("unique_tokens")
+    points["loss"] = np.array([r.final_loss for r in runs])
+    points["data_limited"] = np.array([r.summary.max_unique_tokens is not None for r in runs])
+    return points
+
+
+def _float(value) -> float:
+    return float(value) if value is not None else np.nan
+
+
+def at_modal_batch(runs: list[Run]) -> list[Run]:
+    """The runs at the sweep's most common batch size: a size sweep's own runs, without the
+    batch-size variants that train the same N on more or fewer tokens."""
+    if not runs:
+        return runs
+    batches = [r.summary.batch_tokens for r in runs]
+    modal = max(set(batches), key=batches.count)
+    return [r for r in runs if r.summary.batch_tokens == modal]
+
+
+def lowest_per_value(x, loss):
+    """For each distinct x, the lowest loss (the best shape or batch size at that x)."""
+    values = np.unique(x)
+    return values, np.array([loss[x == v].min() for v in values])
+
+
+def _running_min_curve(run: Run, axis: str):
+    curve = run.loss_curve()
+    x, loss = curve[axis], np.minimum.accumulate(curve["loss"])
+    keep = np.concatenate([[True], np.diff(x) > 0])  # interpolation needs increasing x
+    return x[keep], loss[keep]
+
+
+def envelope(runs: list[Run], n_grid: int = 40) -> dict[str, np.ndarray]:
+    """Kaplan fig. 1 left / fig. 2: for each compute C (FLOPs, 6N·tokens) on a log grid, the
+    lowest loss any run had reached by C (a finished run keeps its lowest loss), and the N of
+    the run that reached it."""
+    curves = [(_running_min_curve(r, "flops"), r.summary.N) for r in runs]
+    curves = [(c, N) for c, N in curves if len(c[0]) >= 2]
+    if not curves:
+        return {"C": np.array([]), "loss": np.array([]), "N": np.array([])}
+    lo = min(c[0][0] for c, _ in curves)
+    hi = max(c[0][-1] for c, _ in curves)
+    C = np.geomspace(lo, hi, n_grid)
+    losses = np.array([interp_loglog(C, *c, hold_last=True) for c, _ in curves])  # (runs, grid)
+    covered = np.isfinite(losses).any(0)
+    best = np.nanargmin(np.where(np.isfinite(losses), losses, np.inf), axis=0)
+    N = np.array([N for _, N in curves], float)
+    return {"C": C[covered], "loss": losses[best, np.arange(len(C))][covered], "N": N[best][covered]}
+
+
+def loss_at_steps(runs: list[Run], n_grid: int = 12) -> dict[str, np.ndarray]:
+    """Points for L(N, S): each run's loss at log-spaced steps. The grid starts at the
+    median second logged step, past the start of warmup."""
+    curves = [r.loss_curve() for r in runs]
+    curves = [(c, r) for c, r in zip(curves, runs) if len(c["step"]) >= 3]
+    if not curves:
+        return {k: np.array([]) for k in ("N", "S", "B", "loss")}
+    lo = np.median([c["step"][1] for c, _ in curves])
+    S = np.geomspace(lo, max(c["step"][-1] for c, _ in curves), n_grid)
+    rows = []
+    for curve, run in curves:
+        loss = interp_loglog(S, curve["step"], curve["loss"])
+        ok = np.isfinite(loss)
+        rows += [(run.summary.N, s, run.summary.batch_tokens, l) for s, l in zip(S[ok], loss[ok])]
+    N, S, B, loss = np.array(rows, float).T if rows else (np.array([]),) * 4
+    return {"N": N, "S": S, "B": B, "loss": loss}
+
+
+def steps_to_targets(runs: list[Run], n_targets: int = 4) -> dict[str, np.ndarray]:
+    """Points for B_crit (Kaplan section 5.1): among runs of one N at two or more batch sizes,
+    the steps S each needed to first reach each of n_targets losses that all of them reach.
+    Returns target loss, batch tokens B, steps S and N per point."""
+    rows = []
+    for N in np.unique([r.summary.N for r in runs]):
+        group = [r for r in runs if r.summary.N == N]
+        if len({r.summary.batch_tokens for r in group}) < 2:
+            continue
+        curves = [(_running_min_curve(r, "step"), r.summary.batch_tokens) for r in group]
+        highest = min(loss[0] for (_, loss), _ in curves)  # every run starts above it
+        lowest = max(loss[-1] for (_, loss), _ in curves)  # every run gets below it
+        if not lowest < highest:
+            continue
+        for target in np.geomspace(lowest, highest, n_targets + 2)[1:-1]:
+            for (steps, loss), B in curves:
+                rows.append((target, B, _first_crossing(steps, loss, target), N))
+    target, B, S, N = np.array(rows, float).T if rows else (np.array([]),) * 4
+    return {"target": target, "B": B, "S": S, "N": N}
+
+
+def _first_crossing(steps, loss, target):
+    """Step at which a non-increasing loss curve first reaches target (log-log interpolation)."""
+    i = int(np.argmax(loss <= target))
+    if i == 0:
+        return float(steps[0])
+    t = (np.log(target) - np.log(loss[i - 1])) / (np.log(loss[i]) - np.log(loss[i - 1]))
+    return float(np.exp(np.log(steps[i - 1]) + t * (np.log(steps[i]) - np.log(steps[i - 1]))))
+
+
+def isoflop_profiles(runs: list[Run], n_budgets: int = 6) -> tuple[list[dict], str]:
+    """Chinchilla approach 2: loss against N at fixed compute C. When the sweep holds runs
+    stopped at compute budgets (stop_reason compute_budget), each budget's final losses form
+    a profile; otherwise each run's learning curve is read at log-spaced budgets (a run whose
+    schedule had not finished by C: losses above a run trained for C), using the runs at the
+    most common batch size. Returns the profiles
+    ({"C", "N", "D", "loss"}) with at least MIN_PROFILE_SIZES sizes, and how they were made."""
+    budget_runs = [r for r in runs if r.summary.stop_reason == "compute_budget"]
+    if budget_runs:
+        profiles = budget_profiles(*(np.array([getattr(r.summary, k) for r in budget_runs], float)
+                                     for k in ("flops", "N")),
+                                   np.array([r.final_loss for r in budget_runs]))
+        return profiles, "final losses of runs stopped at each compute budget"
+    profiles = _curve_profiles(at_modal_batch(runs), n_budgets)
+    return _with_enough_sizes(profiles), "learning curves read at fixed compute (schedules not finished at C)"
+
+
+def budget_profiles(C, N, loss, gap: float = 1.25, spread: float = 1.5) -> list[dict]:
+    """Points grouped into compute budgets: sorted C is split wherever consecutive values
+    differ by more than a factor gap (budgets read off a figure scatter by a few percent);
+    a group spanning more than a factor spread is no budget and is dropped."""
+    order = np.argsort(C)
+    breaks = np.nonzero(np.diff(np.log(C[order])) > np.log(gap))[0] + 1
+    groups = [g for g in np.split(order, breaks) if C[g].max() <= spread * C[g].min()]
+    return _with_enough_sizes([_profile(np.exp(np.log(C[g]).mean()), N[g], loss[g]) for g in groups])
+
+
+def _with_enough_sizes(profiles):
+    return [p for p in profiles if len(np.unique(p["N"])) >= MIN_PROFILE_SIZES]
+
+
+def _profile(C, N, loss):
+    order = np.argsort(N)
+    N, loss = np.asarray(N, float)[order], np.asarray(loss, float)[order]
+    return {"C": float(C), "N": N, "D": laws.tokens_for_budget(C, N), "loss": loss}
+
+
+def _curve_profiles(runs, n_budgets):
+    curves = [(r.loss_curve(), r.summary.N) for r in runs]
+    curves = [(c, N) for c, N in curves if len(c["flops"]) >= 2]
+    if len(curves) < MIN_PROFILE_SIZES:
+        return []
+    # budgets that the 3rd-smallest run's curve still covers, so profiles have 3+ sizes
+    ends = sorted(c["flops"][-1] for c, _ in curves)
+    starts = sorted(c["flops"][1] for c, _ in curves)
+    lo, hi = starts[MIN_PROFILE_SIZES - 1], ends[-MIN_PROFILE_SIZES]
+    if not lo < hi:
+        return []
+    profiles = []
+    for C in np.geomspace(lo, hi, n_budgets):
+        at_C = [(N, interp_loglog(C, c["flops"], c["loss"])) for c, N in curves]
+        at_C = [(N, float(l)) for N, l in at_C if np.isfinite(l)]
+        profiles.append(_profile(C, *zip(*at_C)) if at_C else _profile(C, [], []))
+    return profiles
+
+
+def isoflop_minimum(profile: dict) -> dict | None:
+    """Minimum of a parabola in log N fitted to one IsoFLOP profile: N_opt, D_opt = C/(6N_opt)
+    and the loss there; None when the parabola opens downward or its vertex lies outside
+    the sizes sampled (the budget's optimum was not bracketed)."""
+    log_N = np.log(profile["N"])
+    a, b, c = np.polyfit(log_N, profile["loss"], 2)
+    if a <= 0:
+        return None
+    vertex = -b / (2 * a)
+    if not log_N.min() <= vertex <= log_N.max():
+        return None
+    N_opt = float(np.exp(vertex))
+    return {"C": profile["C"], "N_opt": N_opt, "D_opt": float(laws.tokens_for_budget(profile["C"], N_opt)),
+            "loss": float(c - b * b / (4 * a)), "parabola": [float(a), float(b), float(c)]}

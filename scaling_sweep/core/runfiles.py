@@ -1,0 +1,186 @@
+"""The per-run files, the contract between training and analysis (DESIGN.md, "Per-run files").
+
+Training writes `summary.json` (a :class:`RunSummary`) and `metrics.jsonl` (one :class:`MetricsRow`
+per logged step) through this module; the analysis, the planner and the test fixtures read and
+build them through it. Writes are atomic (temp file, fsync, rename); reads are tolerant: a
+truncated or garbled metrics line (a killed run) is skipped and counted, and keys a reader does
+not know are kept in ``extra``.
+
+Schema versions: 1 = files written before the schema carried a version (same keys); 2 adds
+``schema_version`` and ``hardware``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from scaling_sweep.core.files import atomic_path, atomic_write_text
+
+SCHEMA_VERSION = 2
+SUMMARY_FILE = "summary.json"
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINT_FILE = "checkpoint.pt"
+TB_DIR = "tb"
+FINISHED = ("completed", "stopped")  # "stopped": a compute or data budget, or early stopping
+UNITS = {"loss": "nats/token", "N": "non-embedding parameters", "flops": "6*N*tokens",
+         "flops_exact": "all matmuls, fwd+bwd"}
+
+
+class RunFileError(ValueError):
+    """A run file that cannot be read, with the file named."""
+
+
+@dataclass
+class RunSummary:
+    """summary.json: what a run is and how far it got. Counts of parameters follow
+    core.accounting (N non-embedding), losses are nats/token, flops = 6·N·tokens."""
+
+    run_name: str | None = None
+    sweep: str | None = None
+    status: str = "unknown"  # completed | stopped | diverged | running
+    stop_reason: str | None = None
+    n_layer: int | None = None
+    d_model: int | None = None
+    n_head: int | None = None
+    n_ctx: int | None = None
+    d_ff: int | None = None
+    vocab_size: int | None = None
+    tie_embeddings: bool | None = None
+    tokenizer: str | None = None
+    data: str | None = None
+    N: int | None = None
+    N_embed: int | None = None
+    N_total: int | None = None
+    N_kaplan_approx: int | None = None
+    batch_size: int | None = None
+    batch_tokens: int | None = None
+    step: int | None = None
+    max_steps: int | None = None
+    tokens: int | None = None
+    unique_tokens: int | None = None
+    max_unique_tokens: int | None = None
+    flops: float | None = None
+    flops_exact: float | None = None
+    flops_per_token_exact: float | None = None
+    flops_per_token_kaplan_6N: float | None = None
+    final_val_loss: float | None = None
+    best_val_loss: float | None = None
+    best_val_step: int | None = None
+    final_train_loss: float | None = None
+    unigram_entropy: float | None = None
+    lr: float | None = None
+    lr_rule: str | None = None
+    device: str | None = None
+    world_size: int = 1
+    dtype: str | None = None
+    tokens_per_s: float | None = None
+    mfu: float | None = None
+    matmul_peak_flops: float | None = None
+    wall_time_s: float | None = None
+    units: dict = field(default_factory=lambda: dict(UNITS))
+    versions: dict = field(default_factory=dict)
+    hardware: dict = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+    extra: dict = field(default_factory=dict)  # keys of a newer schema, kept as read
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    def to_dict(self) -> dict:
+        payload = asdict(self)
+        return payload.pop("extra") | payload
+
+    @classmethod
+    def from_dict(cls, payload: dict) -> RunSummary:
+        known = {f.name for f in fields(cls)} - {"extra"}
+        values = {k: v for k, v in payload.items() if k in known}
+        values.setdefault("schema_version", 1)
+        return cls(**values, extra={k: v for k, v in payload.items() if k not in known})
+
+
+@dataclass
+class MetricsRow:
+    """One line of metrics.jsonl: the state after `step` optimizer steps. val_loss only on
+    evaluation steps; flops = 6·N·tokens, flops_exact every matmul; losses nats/token."""
+
+    step: int
+    tokens: int
+    flops: float
+    flops_exact: float | None = None
+    lr: float | None = None
+    train_loss: float | None = None
+    val_loss: float | None = None
+    grad_norm: float | None = None
+    tokens_per_s: float | None = None
+    mfu: float | None = None
+    elapsed_s: float | None = None
+
+    def to_json(self) -> str:
+        return json.dumps({k: v for k, v in asdict(self).items() if v is not None})
+
+    @classmethod
+    def from_dict(cls, payload: dict) -> MetricsRow:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in payload.items() if k in known})
+
+
+def write_summary(run_dir: Path, summary: RunSummary) -> None:
+    atomic_write_text(Path(run_dir) / SUMMARY_FILE, json.dumps(summary.to_dict(), indent=2, sort_keys=True))
+
+
+def read_summary(run_dir: Path) -> RunSummary | None:
+    """The run's summary, or None when it has none yet; RunFileError when it is not a JSON object."""
+    path = Path(run_dir) / SUMMARY_FILE
+    try:
+        payload = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RunFileError(f"{path}: not readable as JSON ({err})") from None
+    if not isinstance(payload, dict):
+        raise RunFileError(f"{path}: holds a {type(payload).__name__}, not a run summary")
+    return RunSummary.from_dict(payload)
+
+
+def read_metrics(run_dir: Path) -> tuple[list[MetricsRow], int]:
+    """The rows of the run's metrics.jsonl and the number of unreadable lines skipped."""
+    path = Path(run_dir) / METRICS_FILE
+    rows, skipped = [], 0
+    if not path.exists():
+        return rows, skipped
+    for line in path.read_text(errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            rows.append(MetricsRow.from_dict(json.loads(line)))
+        except (json.JSONDecodeError, TypeError, AttributeError):
+            skipped += 1
+    return rows, skipped
+
+
+def write_metrics(run_dir: Path, rows: list[MetricsRow]) -> None:
+    """Replace metrics.jsonl with rows (a resumed run cuts it back to its checkpoint)."""
+    with atomic_path(Path(run_dir) / METRICS_FILE) as tmp:
+        tmp.write_text("".join(row.to_json() + "\n" for row in rows))
+
+
+class MetricsAppender:
+    """Appends rows to metrics.jsonl, flushed after each, so a killed run loses at most a line."""
+
+    def __init__(self, run_dir: Path):
+        self._file = open(Path(run_dir) / METRICS_FILE, "a")
+
+    def append(self, row: MetricsRow) -> None:
+        self._file.write(row.to_json() + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

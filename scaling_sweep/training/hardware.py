@@ -1,0 +1,169 @@
+"""The device a run trains on: which one, which dtype, and its measured matmul peak."""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+import platform
+import sys
+import time
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+GPU_LOCK_DIR = Path(os.environ.get("SCALING_SWEEP_GPU_LOCKS", "/tmp/scaling_sweep_gpu_locks"))
+_leases: list = []  # lock files held for the life of the process
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        return torch.device("cuda", lease_free_gpu()) if torch.cuda.device_count() > 1 else torch.device("cuda")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name}: CUDA is not available on this machine (use device=cpu)")
+    return device
+
+
+def lease_free_gpu(poll_s: float = 5.0) -> int:
+    """Hold an exclusive lock on one visible GPU for this process's lifetime; wait if all are taken.
+
+    Parallel sweep jobs on one box (submitit's local launcher starts them all at once) thus
+    spread one job per GPU, and the rest queue until a GPU frees up.
+    """
+    GPU_LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "all").replace(",", "-")
+    while True:
+        for index in range(torch.cuda.device_count()):
+            handle = open(GPU_LOCK_DIR / f"{visible}.{index}.lock", "w")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            _leases.append(handle)
+            return index
+        time.sleep(poll_s)
+
+
+def cpu_has_bf16() -> bool:
+    """True when the CPU has native bf16 arithmetic (AVX512-BF16 or AMX), where autocast pays."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_dtype(name: str, device: torch.device) -> str:
+    if name != "auto":
+        return name
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_has_bf16() else "fp32"
+
+
+def resolve_compile(name: str, device: torch.device) -> bool:
+    return name == "on" or (name == "auto" and device.type == "cuda")
+
+
+def configure(device: torch.device) -> None:
+    """Process-wide settings for training on this device.
+
+    CUDA: TF32 matmuls for fp32 work (under bf16 autocast only the ops autocast keeps in fp32
+    are affected). CPU: freed activation memory stays in the heap (see
+    keep_freed_memory_in_heap); float32 matmul precision is left alone, as on CPU it would let
+    oneDNN swap in bf16 arithmetic.
+    """
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high")
+    else:
+        keep_freed_memory_in_heap()
+
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+MMAP_THRESHOLD_MAX = 32 << 20  # the largest mmap threshold glibc accepts on 64-bit
+
+
+def keep_freed_memory_in_heap() -> bool:
+    """Make glibc reuse the step's freed activation buffers instead of mapping fresh pages.
+
+    By default glibc serves large blocks by mmap and trims freed memory at the top of the
+    heap, so every CPU step gets its multi-MB activations as new zero-filled pages: about
+    11,000 page faults per step at L2 d32, a third of its time. A fixed 32 MiB mmap threshold
+    and no trimming keep them in the heap (the process then holds its peak memory until it
+    exits). Returns False where the C library is not glibc.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    if mallopt is None:
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def versions() -> dict:
+    """The library versions a run's numbers depend on."""
+    found = {"torch": torch.__version__, "python": platform.python_version(), "numpy": np.__version__}
+    if torch.version.cuda:
+        found["cuda"] = torch.version.cuda
+    return found
+
+
+def describe(device: torch.device) -> dict:
+    """The hardware facts every summary.json and the benchmark record."""
+    facts = {"device": device_name(device), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
+             "threads": torch.get_num_threads(), "cpu_has_bf16": cpu_has_bf16()}
+    if device.type == "cuda":
+        facts["gpu"] = torch.cuda.get_device_name(device)
+        facts["gpu_count"] = torch.cuda.device_count()
+    return facts
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@cache
+def matmul_peak_flops(device: torch.device, dtype: str, size: int = 2048, seconds: float = 0.3) -> float:
+    """FLOP/s of a large square torch.mm in the run's dtype: the MFU denominator on this device."""
+    return measure_matmul_flops(device, dtype, size, seconds)
+
+
+def measure_matmul_flops(device: torch.device, dtype: str, size: int = 2048, seconds: float = 0.3) -> float:
+    """One fresh measurement of torch.mm(size x size) FLOP/s (uncached: a benchmark repeats it)."""
+    a = torch.randn(size, size, device=device, dtype=DTYPES[dtype])
+    b = torch.randn(size, size, device=device, dtype=DTYPES[dtype])
+    torch.mm(a, b)
+    synchronize(device)
+    repeats, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(10):
+            torch.mm(a, b)
+        synchronize(device)
+        repeats += 10
+    return 2.0 * size**3 * repeats / (time.perf_counter() - start)

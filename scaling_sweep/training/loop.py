@@ -1,0 +1,291 @@
+"""The training loop of one run: build it from its config, resume it, train until a stop rule,
+and record it (metrics.jsonl, summary.json, TensorBoard, checkpoints)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from scaling_sweep.core import accounting, budget, runfiles
+from scaling_sweep.core.config import RunConfig
+from scaling_sweep.core.runfiles import MetricsRow, RunSummary
+from scaling_sweep.data.sampler import BatchSampler, validation_batches
+from scaling_sweep.data.tokens import prepare_tokens
+from scaling_sweep.training import distributed, hardware
+from scaling_sweep.training.checkpoint import load_checkpoint, save_checkpoint
+from scaling_sweep.training.optim import lr_at
+from scaling_sweep.training.step import TrainingStep, autocast, build_training_step
+from scaling_sweep.training.tracking import RunLog
+
+# Stop reasons that mean the run trained as far as planned; any other stop is "stopped".
+PLANNED_ENDS = ("max_steps", "max_tokens", "compute_budget")
+
+
+@dataclass
+class LoopState:
+    step: int = 0
+    tokens: int = 0
+    best_val_loss: float = float("inf")
+    best_val_step: int = -1
+    evals_since_best: int = 0
+    last_val_loss: float | None = None
+    last_train_loss: float | None = None
+    elapsed_s: float = 0.0
+    rates: list = field(default_factory=list)  # tokens/s of each logged interval this session
+
+
+@dataclass
+class TrainingRun:
+    """Everything built from the config that the loop needs."""
+
+    cfg: RunConfig
+    run_dir: Path
+    dtype: str
+    step_fn: TrainingStep
+    sampler: BatchSampler
+    val_batches: list
+    counts: accounting.ParamCounts
+    flops_per_token: accounting.FlopsPerToken
+    peak_lr: float
+    total_steps: int
+    data_meta: dict
+    dist: distributed.DistInfo
+
+    @property
+    def device(self) -> torch.device:
+        return self.dist.device
+
+    @property
+    def model(self):
+        return self.step_fn.model
+
+    @property
+    def batch_tokens(self) -> int:
+        return self.cfg.train.batch_size * self.cfg.model.n_ctx
+
+    def flops(self, tokens: int) -> float:
+        """Kaplan's C = 6·N·tokens (N non-embedding)."""
+        return accounting.training_flops(self.counts.non_embedding, tokens)
+
+    def flops_exact(self, tokens: int) -> float:
+        return self.flops_per_token.exact * tokens
+
+
+def build_run(cfg: RunConfig, run_dir: Path, dist: distributed.DistInfo) -> TrainingRun:
+    device = dist.device
+    hardware.configure(device)
+    dtype = hardware.resolve_dtype(cfg.train.dtype, device)
+    splits = prepare_tokens(cfg.data, cfg.tokenizer, cfg.train.max_unique_tokens)
+    vocab = splits.vocab_size
+    counts = accounting.param_counts(cfg.model, vocab)
+    peak_lr = cfg.optim.lr if cfg.optim.lr is not None else accounting.kaplan_lr(counts.non_embedding)
+    step_fn = build_training_step(
+        cfg.model, vocab, cfg.optim, peak_lr, device=device, dtype=dtype,
+        compile_model=hardware.resolve_compile(cfg.train.compile, device),
+        micro_batch_size=cfg.train.micro_batch_size, seed=cfg.train.seed, dist=dist)
+    return TrainingRun(
+        cfg=cfg,
+        run_dir=run_dir,
+        dtype=dtype,
+        step_fn=step_fn,
+        sampler=BatchSampler(splits.train, cfg.train.batch_size, cfg.model.n_ctx, cfg.train.seed, dist.rank,
+                             dist.world_size, pin_memory=device.type == "cuda"),
+        val_batches=validation_batches(splits.val, cfg.model.n_ctx, cfg.train.eval_windows,
+                                       cfg.train.micro_batch_size or cfg.train.batch_size),
+        counts=counts,
+        flops_per_token=accounting.flops_per_token(cfg.model, vocab),
+        peak_lr=peak_lr,
+        total_steps=budget.planned_steps(cfg, counts.non_embedding),
+        data_meta=splits.meta,
+        dist=dist,
+    )
+
+
+def checkpoint(run: TrainingRun, state: LoopState) -> None:
+    if run.dist.is_main:
+        save_checkpoint(run.run_dir, run.cfg, run.step_fn, run.sampler, state)
+
+
+def resume(run: TrainingRun) -> LoopState:
+    saved = load_checkpoint(run.run_dir, run.cfg, run.step_fn, run.sampler, run.device)
+    return LoopState(**saved) if saved is not None else LoopState()
+
+
+@torch.no_grad()
+def evaluate(run: TrainingRun) -> float:
+    """Mean loss over the fixed validation windows (a partial last batch weighs by its windows);
+    DDP ranks take every world_size-th batch and sum their totals."""
+    run.model.eval()
+    loss_sum, windows = torch.zeros((), device=run.device), 0
+    for x, y in run.val_batches[run.dist.rank::run.dist.world_size]:
+        with autocast(run.device, run.dtype):
+            _, loss = run.model(x.to(run.device), y.to(run.device))
+        loss_sum += loss.float() * len(x)
+        windows += len(x)
+    run.model.train()
+    totals = distributed.all_sum(torch.stack([loss_sum, torch.tensor(float(windows), device=run.device)]), run.dist)
+    return (totals[0] / totals[1]).item()
+
+
+def train_step(run: TrainingRun, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step over the global batch; returns (mean loss, grad norm) on device."""
+    run.step_fn.set_lr(lr_at(step, run.peak_lr, run.cfg.optim, run.total_steps))
+    return run.step_fn(*next(run.sampler))
+
+
+def stop_reason(run: TrainingRun, state: LoopState) -> str | None:
+    train = run.cfg.train
+    if state.step >= train.max_steps:
+        return "max_steps"
+    if train.max_tokens is not None and state.tokens >= train.max_tokens:
+        return "max_tokens"
+    if train.stop_at == "compute_optimal":
+        tokens, reason = budget.stop_tokens(run.counts.non_embedding, train.compute_budget)
+        if state.tokens >= tokens:
+            return reason
+    if train.compute_budget is not None and run.flops(state.tokens) >= train.compute_budget:
+        return "compute_budget"
+    if train.early_stop_patience and state.evals_since_best >= train.early_stop_patience:
+        return "early_stop"
+    return None
+
+
+def record_eval(run: TrainingRun, state: LoopState) -> float:
+    val_loss = evaluate(run)
+    state.last_val_loss = val_loss
+    if val_loss < state.best_val_loss:
+        state.best_val_loss, state.best_val_step, state.evals_since_best = val_loss, state.step, 0
+    else:
+        state.evals_since_best += 1
+    return val_loss
+
+
+def summary(run: TrainingRun, state: LoopState, status: str, reason: str | None) -> RunSummary:
+    cfg = run.cfg
+    rates = state.rates[1:] if len(state.rates) > 1 else state.rates
+    tokens_per_s = statistics.median(rates) if rates else None
+    trained = state.best_val_step >= 0
+    return RunSummary(
+        run_name=cfg.run_name, sweep=cfg.sweep_name, status=status, stop_reason=reason,
+        n_layer=cfg.model.n_layer, d_model=cfg.model.d_model, n_head=cfg.model.n_head, n_ctx=cfg.model.n_ctx,
+        d_ff=cfg.model.ff_dim, vocab_size=run.model.wte.num_embeddings, tie_embeddings=cfg.model.tie_embeddings,
+        tokenizer=cfg.tokenizer.name, data=cfg.data.name,
+        N=run.counts.non_embedding, N_embed=run.counts.embedding, N_total=run.counts.total,
+        N_kaplan_approx=run.counts.kaplan_approx,
+        batch_size=cfg.train.batch_size, batch_tokens=run.batch_tokens, step=state.step,
+        max_steps=cfg.train.max_steps, tokens=state.tokens,
+        unique_tokens=run.data_meta["n_unique_train_tokens"], max_unique_tokens=cfg.train.max_unique_tokens,
+        flops=run.flops(state.tokens), flops_exact=run.flops_exact(state.tokens),
+        flops_per_token_exact=run.flops_per_token.exact, flops_per_token_kaplan_6N=run.flops_per_token.kaplan,
+        final_val_loss=state.last_val_loss,
+        best_val_loss=state.best_val_loss if trained else None,
+        best_val_step=state.best_val_step if trained else None,
+        final_train_loss=state.last_train_loss, unigram_entropy=run.data_meta["train_unigram_entropy_nats"],
+        lr=run.peak_lr, lr_rule="fixed" if cfg.optim.lr is not None else "kaplan_eq_D1",
+        device=hardware.device_name(run.device), world_size=run.dist.world_size, dtype=run.dtype,
+        tokens_per_s=tokens_per_s, mfu=mfu(run, tokens_per_s),
+        matmul_peak_flops=hardware.matmul_peak_flops(run.device, run.dtype),
+        wall_time_s=state.elapsed_s, versions=hardware.versions(), hardware=hardware.describe(run.device),
+    )
+
+
+def log_row(run: TrainingRun, state: LoopState, loss_sum: torch.Tensor, grad_norm: torch.Tensor, n_steps: int,
+            rate: float | None) -> MetricsRow:
+    state.last_train_loss = (loss_sum / n_steps).item()
+    return MetricsRow(
+        step=state.step, tokens=state.tokens, flops=run.flops(state.tokens), flops_exact=run.flops_exact(state.tokens),
+        lr=run.step_fn.optimizer.param_groups[0]["lr"], train_loss=state.last_train_loss,
+        grad_norm=grad_norm.item(), tokens_per_s=rate, mfu=mfu(run, rate), elapsed_s=state.elapsed_s,
+    )
+
+
+def mfu(run: TrainingRun, tokens_per_s: float | None) -> float | None:
+    """Exact FLOP/s over the measured matmul peak of all devices in the run's dtype."""
+    if not tokens_per_s:
+        return None
+    peak = hardware.matmul_peak_flops(run.device, run.dtype)
+    return run.flops_per_token.exact * tokens_per_s / (peak * run.dist.world_size)
+
+
+def run_loop(run: TrainingRun, state: LoopState, log: RunLog | None) -> tuple[str, str]:
+    """Train until a stop condition; returns (status, reason). Syncs with the host only at log steps."""
+    train = run.cfg.train
+    bar = tqdm(total=run.total_steps, initial=state.step, unit="step",
+               disable=not (train.progress and run.dist.is_main), dynamic_ncols=True)
+    loss_sum, steps_in_interval = torch.zeros((), device=run.device), 0
+    interval_start, interval_tokens = time.perf_counter(), 0
+    if state.step == 0:
+        record_eval(run, state)
+        if log:
+            log.log(MetricsRow(step=0, tokens=0, flops=0.0, flops_exact=0.0, val_loss=state.last_val_loss,
+                               elapsed_s=0.0))
+    while (reason := stop_reason(run, state)) is None:
+        loss, grad_norm = train_step(run, state.step)
+        loss_sum += loss
+        steps_in_interval += 1
+        state.step += 1
+        state.tokens += run.batch_tokens
+        interval_tokens += run.batch_tokens
+        bar.update(1)
+        at_eval = state.step % train.eval_every == 0 or stop_reason(run, state) is not None
+        if state.step % train.log_every and not at_eval:
+            continue
+        hardware.synchronize(run.device)
+        elapsed = time.perf_counter() - interval_start
+        state.elapsed_s += elapsed
+        rate = interval_tokens / elapsed
+        state.rates.append(rate)
+        row = log_row(run, state, distributed.all_mean(loss_sum, run.dist), grad_norm, steps_in_interval, rate)
+        if not torch.isfinite(torch.tensor(row.train_loss)):
+            if log:
+                log.log(row)
+            return "diverged", "non-finite training loss"
+        if at_eval:
+            row.val_loss = record_eval(run, state)
+        bar.set_postfix(loss=f"{row.train_loss:.3f}", val=f"{state.last_val_loss:.3f}", tok_s=f"{rate:,.0f}")
+        if log:
+            log.log(row)
+        if state.step % train.checkpoint_every == 0 or at_eval:
+            checkpoint(run, state)
+            if log:
+                log.write_summary(summary(run, state, "running", None))
+        loss_sum, steps_in_interval = torch.zeros((), device=run.device), 0
+        interval_start, interval_tokens = time.perf_counter(), 0
+    bar.close()
+    return ("completed" if reason in PLANNED_ENDS else "stopped"), reason
+
+
+def train(cfg: RunConfig, run_dir: Path) -> RunSummary:
+    """Train (or resume, or skip) the run in run_dir; returns its summary."""
+    try:
+        previous = runfiles.read_summary(run_dir)
+    except runfiles.RunFileError:
+        previous = None  # a damaged summary is rewritten from the checkpoint's state
+    if previous is not None and (previous.finished or previous.status == "diverged"):
+        print(f"{run_dir}: already {previous.status} ({previous.stop_reason}); nothing to train")
+        return previous
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dist = distributed.setup(cfg.device)
+    try:
+        run = build_run(cfg, run_dir, dist)
+        state = resume(run)
+        log = RunLog(run_dir, state.step if state.step else None) if dist.is_main else None
+        try:
+            status, reason = run_loop(run, state, log)
+            if status != "diverged":
+                checkpoint(run, state)
+        except KeyboardInterrupt:
+            checkpoint(run, state)
+            status, reason = "running", "interrupted"
+        final = summary(run, state, status, reason)
+        if log:
+            log.write_summary(final)
+            log.close()
+        return final
+    finally:
+        distributed.teardown(dist)

@@ -1,0 +1,56 @@
+"""A run's record while it trains: metrics.jsonl and summary.json through core.runfiles, and
+TensorBoard scalars for people.
+
+metrics.jsonl is the source of truth. On resume it is cut back to the checkpoint's step and
+the TensorBoard events are rebuilt from it, so a killed run never shows steps twice.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from torch.utils.tensorboard import SummaryWriter
+
+from scaling_sweep.core import runfiles
+from scaling_sweep.core.runfiles import MetricsRow, RunSummary
+
+GFLOP = 1e9
+
+
+def _write_scalars(writer: SummaryWriter, row: MetricsRow) -> None:
+    step, tokens, gflops = row.step, row.tokens, int(row.flops / GFLOP)
+    for split, loss in (("train", row.train_loss), ("val", row.val_loss)):
+        if loss is not None:
+            writer.add_scalar(f"loss/{split}", loss, step)
+            writer.add_scalar(f"loss_vs_tokens/{split}", loss, tokens)
+            writer.add_scalar(f"loss_vs_gflops_6N/{split}", loss, gflops)
+    for value, tag in ((row.lr, "optim/lr"), (row.grad_norm, "optim/grad_norm"),
+                       (row.tokens_per_s, "throughput/tokens_per_s"), (row.mfu, "throughput/mfu")):
+        if value is not None:
+            writer.add_scalar(tag, value, step)
+
+
+class RunLog:
+    """Appends metrics rows (flushed each time) and mirrors them into TensorBoard."""
+
+    def __init__(self, run_dir: Path, resume_step: int | None):
+        self.run_dir = run_dir
+        kept = [] if resume_step is None else [r for r in runfiles.read_metrics(run_dir)[0] if r.step <= resume_step]
+        runfiles.write_metrics(run_dir, kept)
+        shutil.rmtree(run_dir / runfiles.TB_DIR, ignore_errors=True)
+        self.writer = SummaryWriter(str(run_dir / runfiles.TB_DIR))
+        for row in kept:
+            _write_scalars(self.writer, row)
+        self.metrics = runfiles.MetricsAppender(run_dir)
+
+    def log(self, row: MetricsRow) -> None:
+        self.metrics.append(row)
+        _write_scalars(self.writer, row)
+
+    def write_summary(self, summary: RunSummary) -> None:
+        runfiles.write_summary(self.run_dir, summary)
+
+    def close(self) -> None:
+        self.metrics.close()
+        self.writer.close()

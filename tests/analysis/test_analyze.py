@@ -1,0 +1,165 @@
+"""analyze end to end on a synthetic sweep folder and on the reference CSV; bad input."""
+
+import csv
+import json
+import time
+
+import numpy as np
+import pytest
+from synthetic_sweep import TRUTH, run_specs, write_synthetic_sweep
+from test_fit import REFERENCE
+
+from scaling_sweep.analysis import analyze, points, runs
+from scaling_sweep.core.laws import EPOCH_REPLICATION, chinchilla_loss, critical_batch
+from scaling_sweep.planning import plan
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory):
+    return write_synthetic_sweep(tmp_path_factory.mktemp("runs"))
+
+
+@pytest.fixture(scope="module")
+def analysed(sweep_dir):
+    start = time.perf_counter()
+    assert analyze.main([str(sweep_dir)]) == 0
+    return sweep_dir / "analysis", time.perf_counter() - start
+
+
+@pytest.mark.slow
+def test_analysis_writes_fits_report_and_figures(analysed):
+    out, elapsed = analysed
+    assert elapsed < 60
+    fits = json.loads((out / "fits.json").read_text())
+    assert fits["schema_version"] == 1
+    assert (fits["tokenizer"], fits["n_ctx"]) == ("byte", 128)
+    assert {"L_N", "L_Cmin", "L_NS", "L_ND", "B_crit", "chinchilla"} <= fits["laws"].keys()
+    chinchilla = fits["laws"]["chinchilla"]
+    assert set(chinchilla["ci"]) == {"E", "A", "B", "alpha", "beta"}
+    assert chinchilla["convention"]["loss"] == "nats/token" and chinchilla["tokenizer"] == "byte"
+    assert "mean_abs_rel_error" in fits["laws"]["L_N"]["held_out"]
+    excluded = {e["run"]: e["reason"] for e in fits["runs"]["excluded"]}
+    assert excluded["diverged_L4_d128"].startswith("diverged")
+    assert excluded["killed_L2_d32"].startswith("unfinished")
+    assert "L_D" in fits["skipped"]  # two dataset sizes per model: too few for L(D)
+    report = (out / "report.md").read_text()
+    assert "| L_N | alpha_N |" in report and "excluded diverged_L4_d128" in report
+    for stem in ("fig1_loss_vs_compute_data_size", "fig2_learning_curves", "fig4_loss_vs_n_d_and_n_s",
+                 "fig5_shape", "fig6_embedding_parameters", "fig9_overfitting", "fig10_critical_batch",
+                 "fig14_optimal_size", "isoflop_profiles"):
+        assert (out / "figures" / f"{stem}.png").stat().st_size > 10_000
+        assert (out / "figures" / f"{stem}.svg").exists()
+        assert f"figures/{stem}.png" in report
+    assert list((out / "tb").iterdir())
+
+
+@pytest.mark.slow
+def test_planner_reads_the_fits_json_that_analyze_writes(analysed):
+    out, _ = analysed
+    fitted = plan.read_fits(out / "fits.json")
+    assert set(fitted) == {"chinchilla", "kaplan"}
+    constants = json.loads((out / "fits.json").read_text())["laws"]["chinchilla"]
+    N, D = 1e8, 2e9
+    assert fitted["chinchilla"].loss(N, D) == pytest.approx(
+        chinchilla_loss(N, D, **{k: constants[k] for k in ("E", "A", "B", "alpha", "beta")}))
+
+
+@pytest.mark.slow
+def test_critical_batch_per_target_matches_the_synthetic_law(analysed):
+    out, _ = analysed
+    targets = json.loads((out / "fits.json").read_text())["laws"]["B_crit"]["targets"]
+    for row in targets:
+        assert row["B_crit"] == pytest.approx(critical_batch(row["loss"], **TRUTH["B_crit"]), rel=0.15)
+
+
+def test_truncated_metrics_line_is_tolerated(sweep_dir):
+    run = runs.read_run(sweep_dir / "size_L2_d48")
+    assert run.skipped_lines == 1
+    assert run.exclusion() is None
+    assert len(run.loss_curve()["step"]) == 12  # every evaluation kept
+
+
+def test_runs_summary_table(sweep_dir, capsys):
+    assert runs.main([str(sweep_dir)]) == 0
+    text = capsys.readouterr().out
+    assert "nats/token" in text and "not fitted: killed_L2_d32: unfinished" in text
+
+
+def test_missing_and_empty_folders_are_clear_errors(tmp_path, capsys):
+    assert analyze.main([str(tmp_path / "nope")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    assert analyze.main([str(tmp_path)]) == 2
+    assert "no runs" in capsys.readouterr().err
+
+
+def test_fewer_than_three_finished_runs(tmp_path, capsys):
+    specs = [s for s in run_specs() if s[0] in ("size_L2_d32", "size_L2_d48", "diverged_L4_d128")]
+    sweep = write_synthetic_sweep(tmp_path, specs=specs)
+    assert analyze.main([str(sweep)]) == 2
+    err = capsys.readouterr().err
+    assert "2 finished runs, a fit needs at least 3" in err and "diverged_L4_d128: diverged" in err
+
+
+@pytest.mark.slow
+def test_mixed_tokenizers_are_refused_unless_asked(tmp_path):
+    sweep = write_synthetic_sweep(tmp_path)
+    path = sweep / "size_L2_d32" / "summary.json"
+    summary = json.loads(path.read_text())
+    path.write_text(json.dumps({**summary, "tokenizer": "gpt2"}))
+    with pytest.raises(runs.SweepError, match="mix tokenizers or contexts.*--allow-mixed"):
+        analyze.analyze_sweep(sweep)
+    result = analyze.analyze_sweep(sweep, allow_mixed=True)
+    assert result.setting["tokenizer"] == ["byte", "gpt2"]
+
+
+def test_envelope_never_rises(sweep_dir):
+    frontier = points.envelope(runs.read_sweep(sweep_dir).usable())
+    assert np.all(np.diff(frontier["loss"]) <= 1e-12)
+
+
+def test_isoflop_minimum_of_an_exact_parabola():
+    N = np.geomspace(1e6, 1e8, 7)
+    profile = {"C": 1e18, "N": N, "loss": 2.0 + 0.1 * (np.log(N) - np.log(1e7)) ** 2}
+    assert points.isoflop_minimum(profile)["N_opt"] == pytest.approx(1e7)
+    assert points.isoflop_minimum({**profile, "loss": -profile["loss"]}) is None
+
+
+@pytest.mark.slow
+def test_points_csv_reproduces_epoch_chinchilla_refit(tmp_path, capsys):
+    source = REFERENCE / "chinchilla_svg_extracted.csv"
+    if not source.exists():
+        pytest.skip(f"reference data not found at {source} (shared/ beside the repo root)")
+    with open(source) as f:
+        rows = sorted(csv.DictReader(f), key=lambda r: float(r["loss"]))[:-5]  # drop 5 highest losses
+    table = tmp_path / "chinchilla.csv"
+    with open(table, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["N", "C", "loss"])
+        writer.writerows([r["Model Size"], r["Training FLOP"], r["loss"]] for r in rows)
+    assert analyze.main(["--points", str(table), "--json"]) == 0
+    fitted = json.loads(capsys.readouterr().out)["chinchilla"]
+    for name, value in {"E": 1.817, "A": 478, "B": 2143, "alpha": 0.3473, "beta": 0.3672}.items():
+        assert fitted[name] == pytest.approx(value, rel=0.01), name
+        assert fitted["ci"][name][0] < fitted[name] < fitted["ci"][name][1]
+
+
+def test_points_csv_needs_its_columns(tmp_path, capsys):
+    table = tmp_path / "bad.csv"
+    table.write_text("params,loss\n1e6,3.0\n")
+    assert analyze.main(["--points", str(table)]) == 2
+    assert "needs columns N, loss and D or C" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_points_on_isoflop_budgets_give_chinchilla_allocation(tmp_path):
+    """Approach 2 on exact IsoFLOP profiles of Epoch's law: N_opt ∝ C^(beta/(alpha+beta))."""
+    C = np.repeat(np.geomspace(1e18, 1e22, 5), 9)
+    N = np.concatenate([np.geomspace(0.1, 10, 9) * np.sqrt(c / 120) for c in np.geomspace(1e18, 1e22, 5)])
+    loss = chinchilla_loss(N, C / (6 * N), **EPOCH_REPLICATION)
+    table = tmp_path / "isoflops.csv"
+    table.write_text("N,C,loss\n" + "".join(f"{n},{c},{l}\n" for n, c, l in zip(N, C, loss)))
+    result = analyze.analyze_points(table)
+    a = EPOCH_REPLICATION["beta"] / (EPOCH_REPLICATION["alpha"] + EPOCH_REPLICATION["beta"])
+    assert result.fits["N_opt"].params["exponent"] == pytest.approx(a, abs=0.02)
+    assert result.fits["D_opt"].params["exponent"] == pytest.approx(1 - a, abs=0.02)
+    assert result.fits["chinchilla"].params["alpha"] == pytest.approx(EPOCH_REPLICATION["alpha"], rel=1e-3)

@@ -1,0 +1,52 @@
+"""The throughput benchmark runs end to end on a tiny shape (it is a script, not a timed test)."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+KEYS = {"ours_tokens_per_s", "peer_tokens_per_s", "peer_same_dtype_tokens_per_s", "ratio", "ratio_same_dtype",
+        "mfu", "data_wait_frac"}
+HAS_TRANSFORMERS = importlib.util.find_spec("transformers") is not None
+
+
+def run_bench(out: Path, env: dict | None = None) -> tuple[subprocess.CompletedProcess, dict]:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "bench_throughput.py"), "--device", "cpu", "--shapes", "1,16,2",
+         "--ctx", "16", "--vocab", "64", "--batch", "4", "--micro-batch", "2", "--repeats", "2", "--warmup", "1",
+         "--round-s", "0.05", "--peak-s", "0.02", "--data-tokens", "10000", "--json", str(out)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "L1_d16_h2_ctx16_v64" in proc.stdout and "data loading" in proc.stdout
+    table = json.loads(out.read_text())
+    assert table["environment"]["torch"]
+    (row,) = table["shapes"]
+    assert KEYS <= row.keys()
+    assert row["ours_tokens_per_s"] > 0 and 0 < row["mfu"] < 1 and 0 <= row["data_wait_frac"] < 1
+    return proc, row
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_TRANSFORMERS, reason="the peer needs transformers (pip install -e .[bench])")
+def test_bench_compares_with_the_peer_on_a_tiny_shape(tmp_path):
+    _, row = run_bench(tmp_path / "bench.json")
+    assert row["peer_tokens_per_s"] > 0 and row["peer_same_dtype_tokens_per_s"] > 0
+    assert row["ratio"] == row["ours_tokens_per_s"] / row["peer_tokens_per_s"]
+    assert row["ratio_same_dtype"] == row["ours_tokens_per_s"] / row["peer_same_dtype_tokens_per_s"]
+
+
+@pytest.mark.slow
+def test_bench_without_transformers_times_ours_only(tmp_path):
+    hidden = tmp_path / "site" / "transformers"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError('transformers hidden by the test')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(hidden.parent), os.environ.get("PYTHONPATH")])))
+    proc, row = run_bench(tmp_path / "bench.json", env)
+    assert "transformers is not installed" in proc.stderr
+    assert row["peer_tokens_per_s"] is None and row["ratio"] is None and row["ratio_same_dtype"] is None

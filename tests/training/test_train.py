@@ -1,0 +1,174 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import REPO, cli_overrides
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from scaling_sweep.core.accounting import param_counts
+from scaling_sweep.core.config import ConfigError
+from scaling_sweep.core.runfiles import read_metrics, read_summary
+from scaling_sweep.training.loop import train
+from scaling_sweep.training.optim import lr_at
+from scaling_sweep.training.train import validate_run
+
+
+def run_cli(args: list[str], **kwargs) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.Popen([sys.executable, "-m", "scaling_sweep.train", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_tiny_run_writes_the_run_files(tiny_config, tmp_path):
+    cfg = tiny_config()
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    final = train(cfg, run_dir)
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["step"] == cfg.train.max_steps
+    assert summary["N"] == param_counts(cfg.model, summary["vocab_size"]).non_embedding
+    assert summary["tokens"] == cfg.train.max_steps * cfg.train.batch_size * cfg.model.n_ctx
+    assert summary["flops"] == 6 * summary["N"] * summary["tokens"]
+    assert summary["final_val_loss"] < summary["unigram_entropy"]
+    assert final.final_val_loss == summary["final_val_loss"]
+
+    rows = read_metrics(run_dir)[0]
+    assert [r.step for r in rows if r.val_loss is not None] == [0, 20, 40]
+    assert rows[-1].tokens == summary["tokens"]
+
+    events = EventAccumulator(str(run_dir / "tb"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    for axis in ("loss", "loss_vs_tokens", "loss_vs_gflops_6N"):
+        assert {f"{axis}/train", f"{axis}/val"} <= tags
+    assert [e.step for e in events.Scalars("loss_vs_tokens/val")] == [0, 20 * 512, 40 * 512]
+    assert (run_dir / "checkpoint.pt").exists()
+
+
+def test_a_finished_run_is_not_trained_again(tiny_config, tmp_path):
+    cfg = tiny_config(train={"max_steps": 10, "eval_every": 10})
+    train(cfg, tmp_path)
+    before = (tmp_path / "metrics.jsonl").read_text()
+    assert train(cfg, tmp_path).status == "completed"
+    assert (tmp_path / "metrics.jsonl").read_text() == before
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_config, tmp_path):
+    cfg = tiny_config(train={"max_steps": 200, "eval_every": 50, "checkpoint_every": 10, "log_every": 5})
+    straight = run_cli(cli_overrides(cfg, tmp_path / "straight"))
+    assert straight.wait(timeout=300) == 0, straight.stderr.read()
+
+    killed_dir = tmp_path / "killed"
+    victim = run_cli(cli_overrides(cfg, killed_dir))
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        rows = read_metrics(killed_dir)[0]
+        if rows and rows[-1].step >= 65 and (killed_dir / "checkpoint.pt").exists():
+            break
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert json.loads((killed_dir / "summary.json").read_text())["status"] == "running"
+
+    resumed = run_cli(cli_overrides(cfg, killed_dir))
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    final = read_summary(killed_dir)
+    reference = read_summary(tmp_path / "straight")
+    assert final.status == "completed"
+    assert final.final_val_loss == pytest.approx(reference.final_val_loss, abs=1e-5)
+    steps = [r.step for r in read_metrics(killed_dir)[0]]
+    assert steps == sorted(set(steps)), "resumed run logged some steps twice"
+
+
+def test_non_finite_loss_marks_the_run_diverged(tiny_config, tmp_path):
+    cfg = tiny_config(optim={"lr": 1e6, "grad_clip": 0.0, "warmup_steps": 0})
+    final = train(cfg, tmp_path)
+    assert final.status == "diverged"
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "diverged"
+    assert read_metrics(tmp_path)[0]
+
+
+def test_gradient_accumulation_matches_the_full_batch(tiny_config, tmp_path):
+    full = train(tiny_config(train={"max_steps": 10, "eval_every": 10}), tmp_path / "full")
+    accumulated = train(tiny_config(train={"max_steps": 10, "eval_every": 10, "micro_batch_size": 2}), tmp_path / "acc")
+    assert accumulated.final_val_loss == pytest.approx(full.final_val_loss, abs=1e-4)
+
+
+@pytest.mark.parametrize("section,key,value,named", [
+    ("model", "d_model", 31, "model.d_model"),
+    ("model", "n_layer", 0, "model.n_layer"),
+    ("model", "n_ctx", -1, "model.n_ctx"),
+    ("train", "batch_size", 0, "train.batch_size"),
+    ("train", "micro_batch_size", 3, "train.micro_batch_size"),
+    ("train", "max_unique_tokens", 100, "train.max_unique_tokens"),
+    ("tokenizer", "name", "no-such-tokenizer", "tokenizer.name"),
+    ("data", "source", "ftp", "data.source"),
+    ("train", "dtype", "fp8", "train.dtype"),
+    ("model", "activation", "relu", "model.activation"),
+    ("train", "stop_at", "compute_optimal", "train.stop_at"),
+])
+def test_bad_config_names_its_key(tiny_config, section, key, value, named):
+    cfg = tiny_config(**{section: {key: value}})
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        validate_run(cfg)
+
+
+@pytest.mark.slow
+def test_bad_input_on_the_command_line_is_one_line(tiny_config, tmp_path):
+    cfg = tiny_config()
+    proc = run_cli(cli_overrides(cfg, tmp_path / "bad") + ["model.d_model=31"])
+    assert proc.wait(timeout=120) == 2
+    stderr = proc.stderr.read().strip()
+    assert "Traceback" not in stderr and len(stderr.splitlines()) == 1 and "model.d_model" in stderr
+
+
+def test_schedule_warms_up_then_decays_to_the_floor(tiny_config):
+    optim = tiny_config().optim
+    lrs = [lr_at(step, 1.0, optim, 100) for step in range(101)]
+    assert lrs[0] == pytest.approx(1 / optim.warmup_steps)
+    assert max(lrs) == pytest.approx(1.0)
+    assert lrs[-1] == pytest.approx(optim.min_lr_ratio)
+    assert all(a >= b for a, b in zip(lrs[optim.warmup_steps:], lrs[optim.warmup_steps + 1:]))
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_match_one_with_the_same_global_batch(tiny_config, tmp_path):
+    # 40 validation windows: batches of 16, 16 and 8, split 24 / 16 between the two ranks.
+    cfg = tiny_config(train={"max_steps": 12, "eval_every": 6, "log_every": 3, "eval_windows": 40})
+    single = run_cli(cli_overrides(cfg, tmp_path / "single"))
+    assert single.wait(timeout=300) == 0, single.stderr.read()
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    ddp = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "scaling_sweep.train", *cli_overrides(cfg, tmp_path / "ddp")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    one = read_metrics(tmp_path / "single")[0]
+    two = read_metrics(tmp_path / "ddp")[0]
+    assert [r.step for r in one] == [r.step for r in two]
+    for a, b in zip(one, two):
+        assert a.tokens == b.tokens and a.flops == b.flops
+        for key in ("train_loss", "val_loss"):
+            if getattr(a, key) is not None:
+                assert getattr(b, key) == pytest.approx(getattr(a, key), abs=1e-5), (a.step, key)
+    summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["tokens"] == 12 * 16 * 32
+
+
+def test_compute_optimal_stop_spends_the_budget_and_says_why(tiny_config, tmp_path):
+    budget = 2.05e10  # Chinchilla's N_opt for it is within a factor 2 of this model's N
+    final = train(tiny_config(train={"max_steps": 10_000, "eval_every": 100, "stop_at": "compute_optimal",
+                                     "compute_budget": budget}), tmp_path / "fits")
+    assert final.stop_reason == "compute_budget" and final.status == "completed"
+    assert budget <= final.flops < budget + 6 * final.N * final.batch_tokens
+
+    too_big = train(tiny_config(train={"stop_at": "compute_optimal", "compute_budget": 1e9}), tmp_path / "big")
+    assert too_big.stop_reason == "too_large_for_budget" and too_big.step == 0
+    assert json.loads((tmp_path / "big" / "summary.json").read_text())["stop_reason"] == "too_large_for_budget"
