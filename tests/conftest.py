@@ -2,14 +2,30 @@ import os
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from scaling_sweep.core.config import DataConfig, ModelConfig, OptimConfig, RunConfig, TokenizerConfig, TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
+# shared/ sits beside the repo root in CI; beside the worktrees' folder on a dev machine
+REFERENCE = next((p for p in (REPO.parent / "shared" / "reference", REPO.parent.parent / "shared" / "reference")
+                  if p.is_dir()), REPO.parent / "shared" / "reference")
 
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# Besiroglu et al. 2024's 95% intervals on the same points (their 4000-resample bootstrap)
+EPOCH_CI = {"E": (1.769, 1.871), "alpha": (0.317, 0.373), "beta": (0.331, 0.415), "A": (285.2, 743.6),
+            "B": (1042, 5810)}
+
+
+def width_against_epoch(name, ci):
+    (lo, hi), (e_lo, e_hi) = ci, EPOCH_CI[name]
+    if name in ("A", "B"):  # scale constants: compared on a log scale
+        return np.log(hi / lo) / np.log(e_hi / e_lo)
+    return (hi - lo) / (e_hi - e_lo)
+
 
 SUBJECTS = ["the old farmer", "a young sailor", "my sister", "the quiet child", "our teacher", "the king"]
 VERBS = ["walked to", "looked at", "wrote about", "dreamed of", "sang for", "spoke with"]

@@ -209,15 +209,18 @@ def _fit_isoflops(result: Analysis, profiles: list[dict], source: str) -> None:
 
 
 def _fit_approach_2(result: Analysis, profiles: list[dict], source: str) -> None:
-    """Chinchilla approach 2: parabola minima of the IsoFLOP profiles -> N_opt, D_opt against C."""
+    """Chinchilla approach 2: each IsoFLOP profile's optimum from the points near its minimum,
+    then N_opt and D_opt against C, each optimum weighted by its own uncertainty."""
     minima = [m for m in map(points.isoflop_minimum, profiles) if m is not None]
     result.data["isoflop"] = {"profiles": profiles, "minima": minima, "source": source}
     progress(f"IsoFLOP: {len(profiles)} profiles ({source}), {len(minima)} with a bracketed minimum")
     C = np.array([m["C"] for m in minima])
+    variances = points.optimum_variances(minima) if minima else np.array([])
     for key in ("N_opt", "D_opt"):
         values = np.array([m[key] for m in minima])
-        result.attempt(key, lambda: fit.fit_allocation(C, values, name=key),
-                       points=f"minima of parabolas in log N fitted to IsoFLOP profiles: {source}")
+        result.attempt(key, lambda: fit.fit_optima(C, values, variances, name=key),
+                       points=f"optimum of each IsoFLOP profile, a parabola of log-loss in log N over its points "
+                              f"within {points.NEAR_MINIMUM:.0%} of its lowest loss: {source}")
 
 
 # ---------------------------------------------------------------- fits on external points
@@ -260,9 +263,10 @@ def analyze_points(path, drop_highest_loss: int = 0) -> Analysis:
     N, D, loss = table["N"], table["D"], table["loss"]
     progress(f"{path}: {len(loss)} points; Chinchilla approach 3 from {len(fit.CHINCHILLA_GRID)} starts")
     note = f"external points from {path}"
-    result.attempt("chinchilla", lambda: fit.fit_chinchilla(N, D, loss),
+    cases = np.arange(len(loss))  # each point resampled as a whole (Besiroglu et al. 2024's bootstrap)
+    result.attempt("chinchilla", lambda: fit.fit_chinchilla(N, D, loss, groups=cases),
                    lambda: fit.held_out_check(HELD_OUT_CHINCHILLA, [N, D], loss), note)
-    result.attempt("L_ND", lambda: fit.fit_kaplan_nd(N, D, loss),
+    result.attempt("L_ND", lambda: fit.fit_kaplan_nd(N, D, loss, groups=cases),
                    lambda: fit.held_out_check(fit.fit_kaplan_nd, [N, D], loss), note)
     profiles = points.budget_profiles(table["C"], table["N"], table["loss"])
     _fit_approach_2(result, profiles, "external points grouped by compute budget")
@@ -321,7 +325,8 @@ def main(argv=None) -> int:
     parser.add_argument("--points", help="CSV of external points: columns N, loss and D or C")
     parser.add_argument("--drop-highest-loss", type=int, default=0, metavar="K",
                         help="with --points: leave out the K highest-loss points (Epoch drops 5)")
-    parser.add_argument("--json", action="store_true", help="print the fitted constants as JSON, one object per law")
+    parser.add_argument("--json", action="store_true",
+                        help="print fits.json to standard output: every law fitted, and those skipped and why")
     parser.add_argument("--allow-mixed", action="store_true",
                         help="fit across runs with different tokenizers or contexts")
     parser.add_argument("--out", help="output folder (default: <sweep_dir>/analysis; with --points: none)")
@@ -340,6 +345,6 @@ def main(argv=None) -> int:
     out = args.out or (None if args.points else Path(args.sweep_dir) / "analysis")
     if out:
         write_outputs(result, Path(out))
-    print(json.dumps(result.to_json(), indent=2) if args.json else constants_table(result))
+    print(json.dumps(fits_json(result), indent=2, default=float) if args.json else constants_table(result))
     progress(f"done in {time.perf_counter() - start:.1f} s" + (f"; wrote {out}" if out else ""))
     return 0

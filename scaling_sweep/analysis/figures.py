@@ -425,8 +425,7 @@ def isoflop_profiles(result, out_dir):
         ax_p.plot(p["N"], p["loss"], "o", ms=3.5, color=color)
         grid = _span(p["N"], 1.1)
         if p["C"] in minima:
-            a, b, c = minima[p["C"]]["parabola"]
-            ax_p.plot(grid, a * np.log(grid) ** 2 + b * np.log(grid) + c, color=color, lw=1)
+            ax_p.plot(*_near_minimum_parabola(minima[p["C"]]), color=color, lw=1)
             ax_p.plot(minima[p["C"]]["N_opt"], minima[p["C"]]["loss"], "*", ms=10, color=color, mec="k")
         if chin:
             ax_p.plot(grid, chin.predict(grid, laws.tokens_for_budget(p["C"], grid)), ":", color=color, lw=1)
@@ -434,11 +433,18 @@ def isoflop_profiles(result, out_dir):
     ax_p.set_xlabel(N_LABEL)
     ax_p.set_ylabel(LOSS_LABEL)
     ax_p.grid(True, alpha=0.3)
-    ax_p.set_title(textwrap.fill(f"{iso['source']}; lines: parabola in log N"
+    ax_p.set_title(textwrap.fill(f"{iso['source']}; lines: parabola of log-loss in log N near each minimum"
                                  + (", dotted: approach 3" if chin else ""), 70), fontsize=8)
     _colorbar(fig, ax_p, norm, "compute budget C (FLOPs)")
     _panel_allocation(ax_o, result, iso["minima"])
     return _save(fig, out_dir, "isoflop_profiles")
+
+
+def _near_minimum_parabola(minimum):
+    """(N, loss) along the parabola that located a profile's optimum, over the sizes it was fitted to."""
+    parabola = minimum["parabola"]
+    x = np.linspace(*parabola["span_log_N"], 50) - parabola["center_log_N"]
+    return np.exp(x + parabola["center_log_N"]), np.exp(np.polyval(parabola["coef"], x))
 
 
 def _panel_allocation(ax, result, minima):
@@ -449,7 +455,7 @@ def _panel_allocation(ax, result, minima):
     C = np.array([m["C"] for m in minima])
     grid = _span(C)
     for key, color in (("N_opt", "C0"), ("D_opt", "C1")):
-        ax.plot(C, [m[key] for m in minima], "o", color=color, label=f"{key} (parabola minima)")
+        ax.plot(C, [m[key] for m in minima], "o", color=color, label=f"{key} (profile optima)")
         f = result.fits.get(key)
         if f is not None:
             coef = f.params[f"{key[0]}_coef"]

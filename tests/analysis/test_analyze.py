@@ -1,13 +1,12 @@
 """analyze end to end on a synthetic sweep folder and on the reference CSV; bad input."""
 
-import csv
 import json
 import time
 
 import numpy as np
 import pytest
+from conftest import REFERENCE, width_against_epoch
 from synthetic_sweep import TRUTH, run_specs, write_synthetic_sweep
-from test_fit import REFERENCE
 
 from scaling_sweep.analysis import analyze, points, runs
 from scaling_sweep.core.laws import EPOCH_REPLICATION, chinchilla_loss, critical_batch
@@ -119,28 +118,25 @@ def test_envelope_never_rises(sweep_dir):
 
 def test_isoflop_minimum_of_an_exact_parabola():
     N = np.geomspace(1e6, 1e8, 7)
-    profile = {"C": 1e18, "N": N, "loss": 2.0 + 0.1 * (np.log(N) - np.log(1e7)) ** 2}
+    profile = {"C": 1e18, "N": N, "loss": np.exp(0.7 + 0.01 * (np.log(N) - np.log(1e7)) ** 2)}
     assert points.isoflop_minimum(profile)["N_opt"] == pytest.approx(1e7)
-    assert points.isoflop_minimum({**profile, "loss": -profile["loss"]}) is None
+    assert points.isoflop_minimum({**profile, "loss": 1 / profile["loss"]}) is None  # a maximum
+    assert points.isoflop_minimum({**profile, "loss": profile["loss"][::-1][:4]}) is None  # lowest at an end
 
 
 @pytest.mark.slow
-def test_points_csv_reproduces_epoch_chinchilla_refit(tmp_path, capsys):
+def test_points_csv_reproduces_epoch_chinchilla_refit(capsys):
     source = REFERENCE / "chinchilla_svg_extracted.csv"
     if not source.exists():
         pytest.skip(f"reference data not found at {source} (shared/ beside the repo root)")
-    with open(source) as f:
-        rows = sorted(csv.DictReader(f), key=lambda r: float(r["loss"]))[:-5]  # drop 5 highest losses
-    table = tmp_path / "chinchilla.csv"
-    with open(table, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["N", "C", "loss"])
-        writer.writerows([r["Model Size"], r["Training FLOP"], r["loss"]] for r in rows)
-    assert analyze.main(["--points", str(table), "--json"]) == 0
-    fitted = json.loads(capsys.readouterr().out)["chinchilla"]
-    for name, value in {"E": 1.817, "A": 478, "B": 2143, "alpha": 0.3473, "beta": 0.3672}.items():
+    assert analyze.main(["--points", str(source), "--drop-highest-loss", "5", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    fitted = out["laws"]["chinchilla"]
+    for name, value in {"E": 1.8172, "A": 477.8, "B": 2142.9, "alpha": 0.3473, "beta": 0.3672}.items():
         assert fitted[name] == pytest.approx(value, rel=0.01), name
-        assert fitted["ci"][name][0] < fitted[name] < fitted["ci"][name][1]
+        assert 0.7 <= width_against_epoch(name, fitted["ci"][name]) <= 1.5, (name, fitted["ci"][name])
+    assert "case bootstrap" in fitted["ci_method"] and len(fitted["samples"]["E"]) == 1000
+    assert "N_opt" in out["skipped"]  # the skipped laws and why come with --json
 
 
 def test_points_csv_needs_its_columns(tmp_path, capsys):
