@@ -3,7 +3,9 @@
 Conventions (the same everywhere in the project): loss L in nats per token of the run's
 tokenizer; N = non-embedding parameters; D = training tokens; C = training FLOPs counted as
 C = 6·N·D; S = optimizer steps; B = batch size in tokens; E = training tokens (Kaplan's
-section 5 symbol, distinct from Chinchilla's irreducible loss E).
+section 5 symbol, distinct from Chinchilla's irreducible loss E). Published constants keep the
+convention they were fitted in: Kaplan's N is non-embedding; Hoffmann's and Besiroglu's
+(CHINCHILLA, EPOCH_REPLICATION) N is total parameters, embeddings included.
 
 Equation numbers refer to Kaplan et al. 2020 ("Scaling Laws for Neural Language Models",
 arXiv 2001.08361) unless a docstring says Hoffmann et al. 2022 ("Chinchilla", arXiv
@@ -19,28 +21,40 @@ import numpy as np
 from scaling_sweep.core.accounting import PF_DAY
 
 KAPLAN = {
-    # eq. 1.1-1.3 (the constants of Kaplan's table 1 summary)
+    # eq. 1.1-1.3, constants of Table 5; C_c in FLOPs (C = 6·N·D), converted from PF-days
     "L_N": {"N_c": 8.8e13, "alpha_N": 0.076},
     "L_D": {"D_c": 5.4e13, "alpha_D": 0.095},
     "L_Cmin": {"C_c": 3.1e8 * PF_DAY, "alpha_C": 0.050},
+    # eq. 3.3, Table 5: L(C) of training at a fixed batch size (not compute-efficient)
+    "L_C": {"C_c": 1.6e7 * PF_DAY, "alpha_C": 0.057},
     # eq. 1.4, B* in tokens
     "B_crit": {"B_star": 2e8, "alpha_B": 0.21},
-    # eq. 1.5 with the eq. 1.1-1.2 constants: gives about 1.73 nats at N=1.75e11, D=3e11
+    # eq. 1.5 with the eq. 1.1-1.2 constants (Table 5): gives about 1.73 nats at N=1.75e11, D=3e11
     "L_ND": {"N_c": 8.8e13, "D_c": 5.4e13, "alpha_N": 0.076, "alpha_D": 0.095},
-    # eq. 1.5 as fitted to the L(N, D) sweep (table 2)
+    # eq. 1.5 as fitted to the L(N, D) sweep (Table 2)
     "L_ND_fit": {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103},
-    # eq. 1.6, table 2; S_c in steps
-    "L_NS": {"N_c": 6.5e13, "S_c": 2.1e3, "alpha_N": 0.076, "alpha_S": 0.76},
-    # eq. 1.7 / 6.1: N_opt = 1.3e9 · (C_min / PF-day)^0.73
+    # eq. 1.6 with the fit of Table 3; S_c in steps
+    "L_NS": {"N_c": 6.5e13, "S_c": 2.1e3, "alpha_N": 0.077, "alpha_S": 0.76},
+    # eq. 1.7 / 6.1, Table 6: N_opt = 1.3e9 · (C_min / PF-day)^0.73
     "N_opt": {"N_coef": 1.3e9, "exponent": 0.73},
 }
 
-# Hoffmann et al. 2022, approach 3 (eq. 2 with the constants of section 3.3)
-CHINCHILLA = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+# Section 6.3: past C* ≈ 1e4 PF-days of C_min (N* ≈ 1e12 parameters, D* ≈ 1e12 tokens) L(C_min)
+# would fall below L(D), which cannot be, so the laws must break down before it. In FLOPs.
+KAPLAN_BREAKDOWN_C_MIN = 1e4 * PF_DAY
+
+# Hoffmann et al. 2022, approach 3: eq. 2 with the constants of section 3.3. The text prints
+# alpha = 0.34 and beta = 0.28; these are the unrounded exponents of the paper's TeX source,
+# which Besiroglu et al. 2024 point out (the rounded ones bias the predictions).
+CHINCHILLA = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.3392, "beta": 0.2849}
 
 # Besiroglu et al. 2024 (Epoch AI, arXiv 2404.10102): approach 3 refitted to the data of
 # Chinchilla's figure 4
 EPOCH_REPLICATION = {"E": 1.82, "A": 482.0, "B": 2085.4, "alpha": 0.3478, "beta": 0.3658}
+
+# Hoffmann et al. 2022's largest budget: Gopher's 5.76e23 FLOPs, with which Chinchilla itself was
+# trained (section 4). Hoffmann's and Besiroglu's N counts every parameter, embeddings included.
+CHINCHILLA_LARGEST_BUDGET = 5.76e23
 
 # Chinchilla's N_opt ∝ C^a, D_opt ∝ C^b (approaches 1 and 2); Kaplan's D_opt = C/(6·N_opt)
 CHINCHILLA_EXPONENTS = {"N_opt": 0.50, "D_opt": 0.50}
@@ -120,9 +134,15 @@ def min_steps(S, B, B_crit):
     return S / (1.0 + B_crit / np.asarray(B, dtype=float))
 
 
+def min_compute(C, B_over_B_crit):
+    """Eq. 5.5: C_min = C / (1 + B/B_crit), the compute of a run at batch B had it used B << B_crit."""
+    return np.asarray(C, dtype=float) / (1.0 + B_over_B_crit)
+
+
 def min_tokens(E, B, B_crit):
-    """Eq. 5.5: E_min = E / (1 + B/B_crit), tokens needed at a very small batch."""
-    return E / (1.0 + np.asarray(B, dtype=float) / B_crit)
+    """Eq. 5.5 in tokens: E_min = E / (1 + B/B_crit), tokens needed at a very small batch
+    (C = 6·N·E, so C_min and E_min shrink by the same factor)."""
+    return min_compute(E, np.asarray(B, dtype=float) / B_crit)
 
 
 def steps_at_batch(B, S_min, E_min):
@@ -141,11 +161,18 @@ def allocation(C, coef, exponent):
     return coef * (np.asarray(C, dtype=float) / PF_DAY) ** exponent
 
 
-def kaplan_optimal(C, N_coef=1.3e9, exponent=0.73):
-    """Eq. 1.7 / 6.1: N_opt = N_coef · (C/PF-day)^exponent; D_opt = C/(6·N_opt), so that
-    6·N_opt·D_opt equals the budget exactly. Returns (N_opt, D_opt)."""
-    N_opt = allocation(C, N_coef, exponent)
+def kaplan_optimal(C, N_coef=1.3e9, exponent=0.73, B_over_B_crit=0.0):
+    """Eq. 1.7 / 6.1 (Table 6) for a budget of C FLOPs spent at batch B: N_opt = N_coef ·
+    (C_min/PF-day)^exponent with C_min = C/(1 + B/B_crit) (eq. 5.5); D_opt = C/(6·N_opt), so
+    that 6·N_opt·D_opt is all of C. Returns (N_opt, D_opt)."""
+    N_opt = allocation(min_compute(C, B_over_B_crit), N_coef, exponent)
     return N_opt, tokens_for_budget(C, N_opt)
+
+
+def kaplan_compute_efficient_loss(C, C_c, alpha_C, B_over_B_crit=0.0):
+    """Eq. 1.3: the loss at the end of compute-efficient training, L(C_min), for a budget of C
+    FLOPs spent at batch B, C_min = C/(1 + B/B_crit) (eq. 5.5)."""
+    return loss_cmin(min_compute(C, B_over_B_crit), C_c, alpha_C)
 
 
 def tokens_per_param_optimal(C, tokens_per_param=20.0):
