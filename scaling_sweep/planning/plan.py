@@ -2,11 +2,13 @@
 
 From a compute budget to a model size and shape, a token count, a predicted loss and a cost,
 under the published laws (Kaplan et al. 2020, Chinchilla, Epoch AI's replication) or a sweep's
-own ``fits.json``. The formulas live in :mod:`scaling_sweep.laws` and the counting conventions
-in :mod:`scaling_sweep.accounting`; this module only combines them.
+own ``fits.json``. The formulas live in :mod:`scaling_sweep.core.laws` and the counting
+conventions in :mod:`scaling_sweep.core.accounting`; this module only combines them.
 
-Conventions: N = non-embedding parameters; D = training tokens; C = 6·N·D FLOPs; loss in
-nats/token of the law's own data and tokenizer; 1 PF-day = 8.64e19 FLOPs.
+Conventions: N = parameters in the convention each law was fitted in (Kaplan's and a fit's:
+non-embedding; Chinchilla's and Epoch's: total, embeddings included); D = training tokens;
+C = 6·N·D FLOPs with that N; loss in nats/token of the law's own data and tokenizer;
+1 PF-day = 8.64e19 FLOPs.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import math
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,9 +38,33 @@ class PlanError(ValueError):
     """Input the planner cannot use; the message is one line for the user."""
 
 
+PARAMS_CONVENTIONS = {"non_embedding": "non-embedding", "total": "total"}  # name -> word for tables
+CI_PERCENTILES = (2.5, 97.5)  # a 95% interval over bootstrap samples
+EXTRAPOLATION_FACTOR = 10.0  # a fitted law warns this far past the top of its fit_range
+
+
+@dataclass(frozen=True)
+class ExtrapolationLimit:
+    """Past C FLOPs (6·N·D) or, where C is None, past N parameters or D tokens, a plan extrapolates
+    too far from the law's data; `why` says where the numbers come from."""
+
+    why: str
+    C: float | None = None
+    N: float | None = None
+    D: float | None = None
+
+    def warning(self, N: float, D: float, C: float) -> str | None:
+        checks = [("C", C, self.C, "FLOPs")] if self.C is not None else [
+            ("N", N, self.N, "parameters"), ("D", D, self.D, "tokens")]
+        past = [f"{name} = {value:.3g} {unit} is past {limit:.3g} {unit}"
+                for name, value, limit, unit in checks if limit is not None and value > limit]
+        return f"extrapolating: {'; '.join(past)} ({self.why})" if past else None
+
+
 @dataclass(frozen=True)
 class Law:
-    """A loss formula L(N, D) and an allocation rule C -> (N_opt, D_opt) with their constants."""
+    """A loss formula L(N, D) and an allocation rule C -> (N_opt, D_opt) with their constants,
+    the parameter convention they were fitted in, and how far their data reach."""
 
     name: str
     source: str
@@ -45,7 +72,14 @@ class Law:
     loss_params: dict
     allocation: Callable
     allocation_params: dict
-    ci: dict = field(default_factory=dict)  # loss parameter -> (lo, hi), from a fit
+    params_convention: str = "non_embedding"  # the N of the constants: a key of PARAMS_CONVENTIONS
+    # C -> loss at the end of compute-optimal training, for a law that has its own (Kaplan's
+    # L(C_min)); without one, a compute-optimal plan's loss is L(N_opt, D_opt)
+    compute_optimal_loss: Callable | None = None
+    assumption: str | None = None  # what a compute-optimal plan assumes about the budget
+    limit: ExtrapolationLimit | None = None
+    # constant -> its bootstrap resamples (aligned arrays), from a fit
+    samples: dict = field(default_factory=dict, compare=False)
 
     def loss(self, N, D):
         return self.loss_formula(N, D, **self.loss_params)
@@ -54,25 +88,74 @@ class Law:
         N, D = self.allocation(C, **self.allocation_params)
         return float(N), float(D)
 
+    def at_samples(self) -> Law:
+        """This law with every resampled constant an array of its samples (the formulas broadcast)."""
+        def resampled(params: dict) -> dict:
+            return {**params, **{k: v for k, v in self.samples.items() if k in params}}
+        return replace(self, loss_params=resampled(self.loss_params),
+                       allocation_params=resampled(self.allocation_params), samples={})
 
+    @property
+    def interval(self) -> str:
+        if not self.samples:
+            return "no interval: the law has no bootstrap samples"
+        n = len(next(iter(self.samples.values())))
+        return f"95%: the 2.5th and 97.5th percentiles over the fit's {n} bootstrap samples"
+
+
+# Kaplan's allocation and L(C_min) are in C_min; eq. 5.5 gives C_min = C/(1 + B/B_crit) for a budget
+# C spent at batch B. Regime -> B/B_crit, and what it assumes.
+BATCH_REGIMES = {
+    "critical": (1.0, "the budget C is spent training at the critical batch size, B ≈ B_crit (eq. 1.4), "
+                      "so C_min = C/(1 + B/B_crit) = C/2 (eq. 5.5)"),
+    "small": (0.0, "the budget C is spent training at a batch B << B_crit, so C_min = C/(1 + B/B_crit) ≈ C "
+                   "(eq. 5.5)"),
+}
+KAPLAN_SOURCE = ("Kaplan et al. 2020: compute-optimal loss L(C_min) = (3.1e8 PF-days/C_min)^0.050 (eq. 1.3, "
+                 "Table 5); N_opt = 1.3e9·(C_min/PF-day)^0.73 (eq. 1.7 / 6.1, Table 6); the loss of a given N "
+                 "and D: eq. 1.5 with the eq. 1.1-1.2 constants (Table 5)")
+
+
+def kaplan_law(batch_regime: str = "critical") -> Law:
+    """Kaplan et al. 2020 for a budget spent in one of BATCH_REGIMES."""
+    if batch_regime not in BATCH_REGIMES:
+        raise PlanError(f"batch regime {batch_regime!r}: not one of {', '.join(BATCH_REGIMES)}")
+    ratio, assumption = BATCH_REGIMES[batch_regime]
+    c_min = "C" if ratio == 0 else f"C/{1 + ratio:g}"
+    limit = ExtrapolationLimit(f"Kaplan et al. 2020 section 6.3: the laws break down before C_min reaches "
+                               f"C* ≈ 1e4 PF-days, where L(C_min) would cross L(D); here C_min = {c_min}",
+                               C=laws.KAPLAN_BREAKDOWN_C_MIN * (1.0 + ratio))
+    return Law("kaplan", KAPLAN_SOURCE, laws.loss_nd, laws.KAPLAN["L_ND"],
+               laws.kaplan_optimal, {**laws.KAPLAN["N_opt"], "B_over_B_crit": ratio},
+               compute_optimal_loss=partial(laws.kaplan_compute_efficient_loss, **laws.KAPLAN["L_Cmin"],
+                                            B_over_B_crit=ratio),
+               assumption=assumption, limit=limit)
+
+
+# Hoffmann et al. 2022's data reach Gopher's 5.76e23 FLOPs (laws.CHINCHILLA_LARGEST_BUDGET)
+CHINCHILLA_LIMIT = ExtrapolationLimit(f"{EXTRAPOLATION_FACTOR:g}x Hoffmann et al. 2022's largest budget, "
+                                      f"Gopher's {laws.CHINCHILLA_LARGEST_BUDGET:.3g} FLOPs",
+                                      C=EXTRAPOLATION_FACTOR * laws.CHINCHILLA_LARGEST_BUDGET)
 PUBLISHED_LAWS = {
-    "kaplan": Law("kaplan", "Kaplan et al. 2020: loss eq. 1.5 with the table-1 constants; "
-                  "N_opt = 1.3e9·(C/PF-day)^0.73 (eq. 1.7)",
-                  laws.loss_nd, laws.KAPLAN["L_ND"], laws.kaplan_optimal, laws.KAPLAN["N_opt"]),
-    "chinchilla": Law("chinchilla", "Hoffmann et al. 2022: loss E + A/N^alpha + B/D^beta (approach 3); "
-                      "20 tokens per parameter (approaches 1-2)",
-                      laws.chinchilla_loss, laws.CHINCHILLA, laws.tokens_per_param_optimal, {}),
-    "epoch": Law("epoch", "Besiroglu et al. 2024 (Epoch AI): Chinchilla's approach 3 refitted; "
-                 "N_opt minimises the loss under C = 6ND",
-                 laws.chinchilla_loss, laws.EPOCH_REPLICATION, laws.chinchilla_optimal, laws.EPOCH_REPLICATION),
+    "kaplan": kaplan_law(),
+    "chinchilla": Law("chinchilla", "Hoffmann et al. 2022: loss E + A/N^alpha + B/D^beta (eq. 2, approach 3; "
+                      "section 3.3's constants with the unrounded exponents alpha 0.3392, beta 0.2849 of the "
+                      "paper's source); 20 tokens per parameter (approaches 1-2)",
+                      laws.chinchilla_loss, laws.CHINCHILLA, laws.tokens_per_param_optimal, {},
+                      params_convention="total", limit=CHINCHILLA_LIMIT),
+    "epoch": Law("epoch", "Besiroglu et al. 2024 (Epoch AI): Chinchilla's approach 3 refitted to the data of its "
+                 "figure 4; N_opt minimises that loss under C = 6ND",
+                 laws.chinchilla_loss, laws.EPOCH_REPLICATION, laws.chinchilla_optimal, laws.EPOCH_REPLICATION,
+                 params_convention="total", limit=CHINCHILLA_LIMIT),
 }
 
 # planner law name -> (key in fits.json, loss formula, allocation at that formula's minimum under C = 6ND).
-# A law's constants in fits.json are named as the formula's keyword arguments.
+# A law's constants in fits.json are named as the formula's keyword arguments, and so are its "samples".
 FITTED_FORMS = {
     "chinchilla": ("chinchilla", laws.chinchilla_loss, laws.chinchilla_optimal),
     "kaplan": ("L_ND", laws.loss_nd, laws.loss_nd_optimal),
 }
+READABLE_FITS_VERSIONS = range(1, laws.FITS_SCHEMA_VERSION + 1)  # version 1: no samples, no fit_range
 
 # Peak dense bf16 tensor FLOP/s per device, from the vendors' datasheets (the "with sparsity"
 # figures halved).
@@ -107,8 +190,9 @@ def read_fits(path, names: list[str] | None = None) -> dict[str, Law]:
     when names is None. Raises PlanError on a wrong schema_version or a missing law."""
     data = _load_json(path)
     version = data.get("schema_version") if isinstance(data, dict) else None
-    if version != laws.FITS_SCHEMA_VERSION:
-        raise PlanError(f"{path}: schema_version {version!r}; this planner reads version {laws.FITS_SCHEMA_VERSION}")
+    if version not in READABLE_FITS_VERSIONS:
+        readable = ", ".join(map(str, READABLE_FITS_VERSIONS))
+        raise PlanError(f"{path}: schema_version {version!r}; this planner reads version {readable}")
     fitted = data.get("laws")
     fitted = fitted if isinstance(fitted, dict) else {}
     if names is None:
@@ -120,7 +204,8 @@ def read_fits(path, names: list[str] | None = None) -> dict[str, Law]:
 
 
 def _fitted_law(path, fitted: dict, name: str) -> Law:
-    """Law `name` from the "laws" object of a fits.json."""
+    """Law `name` from the "laws" object of a fits.json. Its N is non-embedding: the analysis's
+    headline convention, which fits.json's "convention" states."""
     key, formula, allocation = FITTED_FORMS[name]
     entry = fitted.get(key)
     if not isinstance(entry, dict):
@@ -131,23 +216,58 @@ def _fitted_law(path, fitted: dict, name: str) -> Law:
     if missing:
         raise PlanError(f"{path}: law {key!r} lacks the number(s) {', '.join(missing)}")
     params = {p: float(entry[p]) for p in wanted}
-    intervals = entry.get("ci") if isinstance(entry.get("ci"), dict) else {}
-    ci = {p: _interval(path, key, p, intervals[p]) for p in wanted if p in intervals}
     # analyze's warning (e.g. a floor fitted to zero) travels with the law into every plan's source line
     warning = f"; fit warning: {entry['warning']}" if entry.get("warning") else ""
-    return Law(f"fit:{name}", f"{path} [{key}]{warning}", formula, params, allocation, params, ci)
+    return Law(f"fit:{name}", f"{path} [{key}]{warning}", formula, params, allocation, params,
+               limit=_fit_limit(path, key, entry.get("fit_range")),
+               samples=_samples(path, key, entry.get("samples"), wanted))
 
 
-def _interval(path, key: str, param: str, value) -> tuple[float, float]:
+def _samples(path, key: str, value, constants: list[str]) -> dict[str, np.ndarray]:
+    """The bootstrap samples of a law's constants as aligned arrays; {} without any. A constant
+    without samples keeps its point estimate."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PlanError(f"{path}: law {key!r} has samples of type {type(value).__name__}, "
+                        "expected {constant: [values]}")
+    try:
+        samples = {p: np.asarray(value[p], dtype=float) for p in constants if p in value}
+    except (TypeError, ValueError):
+        raise PlanError(f"{path}: law {key!r} has samples that are not lists of numbers") from None
+    sizes = {s.shape for s in samples.values()}
+    if len(sizes) > 1 or any(len(shape) != 1 for shape in sizes):
+        raise PlanError(f"{path}: law {key!r}: its samples must be lists of one length")
+    return samples if sizes and sizes != {(0,)} else {}
+
+
+def _fit_limit(path, key: str, fit_range) -> ExtrapolationLimit | None:
+    """EXTRAPOLATION_FACTOR past the top of the fit's "C" range or, without one, of its "N" or "D"."""
+    if fit_range is None:
+        return None
+    if not isinstance(fit_range, dict):
+        raise PlanError(f"{path}: law {key!r} has fit_range of type {type(fit_range).__name__}, "
+                        'expected {"N": [lo, hi], "D": [lo, hi], "C": [lo, hi]}')
+    tops = {v: _pair(path, key, f"fit_range.{v}", fit_range[v])[1] for v in ("C", "N", "D") if v in fit_range}
+    if "C" in tops:
+        tops = {"C": tops["C"]}
+    if not tops:
+        return None
+    return ExtrapolationLimit(f"{EXTRAPOLATION_FACTOR:g}x the top of the fit's {' and '.join(tops)} range "
+                              f"(fit_range in {path})", **{v: EXTRAPOLATION_FACTOR * top for v, top in tops.items()})
+
+
+def _pair(path, key: str, name: str, value) -> tuple[float, float]:
     try:
         lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
-        raise PlanError(f"{path}: law {key!r} has ci.{param}={value!r}, expected [lo, hi]") from None
+        raise PlanError(f"{path}: law {key!r} has {name}={value!r}, expected [lo, hi]") from None
     return lo, hi
 
 
-def select_laws(spec: str = "all", fit_path=None) -> dict[str, Law]:
-    """Laws named in a comma-separated spec ("all", "kaplan,chinchilla"), published or from a fit."""
+def select_laws(spec: str = "all", fit_path=None, batch_regime: str = "critical") -> dict[str, Law]:
+    """Laws named in a comma-separated spec ("all", "kaplan,chinchilla"), published or from a fit;
+    Kaplan's published law for a budget spent in batch_regime (BATCH_REGIMES)."""
     known = FITTED_FORMS if fit_path else PUBLISHED_LAWS
     names = None if spec == "all" else [n.strip() for n in spec.split(",")]
     unknown = [n for n in names or [] if n not in known]
@@ -156,7 +276,8 @@ def select_laws(spec: str = "all", fit_path=None) -> dict[str, Law]:
         raise PlanError(f"--law {','.join(unknown)}: not among {source}: {', '.join(known)}")
     if fit_path:
         return read_fits(fit_path, names)
-    return {name: PUBLISHED_LAWS[name] for name in names or PUBLISHED_LAWS}
+    published = PUBLISHED_LAWS | {"kaplan": kaplan_law(batch_regime)}
+    return {name: published[name] for name in names or PUBLISHED_LAWS}
 
 
 def resolve_law(law: str | Law) -> Law:
@@ -172,14 +293,19 @@ def resolve_law(law: str | Law) -> Law:
 
 @dataclass(frozen=True)
 class Plan:
-    """N non-embedding parameters trained on D tokens, under a law."""
+    """N parameters (in the law's convention) trained on D tokens, under a law; budget is the C
+    (FLOPs) it is the compute-optimal plan for, None for a plan of given N and D."""
 
     law: Law
     N: float
     D: float
+    budget: float | None = None
 
     @property
     def loss(self) -> float:
+        """The law's own compute-optimal loss for a compute-optimal plan where it has one, else L(N, D)."""
+        if self.budget is not None and self.law.compute_optimal_loss is not None:
+            return float(self.law.compute_optimal_loss(self.budget))
         return float(self.law.loss(self.N, self.D))
 
     @property
@@ -188,17 +314,15 @@ class Plan:
 
     def as_dict(self) -> dict:
         flops = self.flops
-        row = {"N": self.N, "D": self.D, "tokens_per_param": self.D / self.N, "loss": self.loss,
-               "flops": flops, "pf_days": accounting.pf_days(flops)}
-        interval = loss_interval(self.law, self.N, self.D)
-        if interval:
-            row["loss_ci"] = interval
-        return row
+        row = {"N": self.N, "params_convention": self.law.params_convention, "D": self.D,
+               "tokens_per_param": self.D / self.N, "loss": self.loss, "flops": flops,
+               "pf_days": accounting.pf_days(flops)}
+        return row | sample_intervals(self)
 
 
 def compute_optimal(law: Law, compute: float) -> Plan:
     """N_opt by the law's allocation rule; D = C/(6·N_opt), so the plan spends exactly C."""
-    return Plan(law, *law.allocate(compute))
+    return Plan(law, *law.allocate(compute), budget=compute)
 
 
 def plan_compute(compute: float, law: str | Law = "chinchilla") -> Plan:
@@ -237,71 +361,108 @@ def _solve_decreasing(f: Callable, target: float, lo: float, hi: float, shape=()
     return np.where(f(np.full(shape, hi)) > target, np.inf, np.exp(b))
 
 
-def loss_interval(law: Law, N: float, D: float) -> tuple[float, float] | None:
-    """Range of the loss over the corners of the fit's per-constant confidence box; None
-    without a fit. It ignores correlations between constants, so it is wider than a joint CI."""
-    if not law.ci:
-        return None
-    losses = [law.loss_formula(N, D, **{**law.loss_params, **dict(zip(law.ci, corner))})
-              for corner in itertools.product(*law.ci.values())]
-    return float(np.min(losses)), float(np.max(losses))
+def sample_intervals(plan: Plan) -> dict[str, list[float]]:
+    """95% intervals (CI_PERCENTILES) over the law's bootstrap samples: a compute-optimal plan is
+    allocated anew under every sample (N_opt_ci, D_opt_ci, loss_ci), a plan of given N and D is
+    evaluated at every sample (loss_ci). Empty for a law without samples."""
+    if not plan.law.samples:
+        return {}
+    law = plan.law.at_samples()  # a fitted law: its compute-optimal loss is L(N_opt, D_opt)
+    if plan.budget is None:
+        intervals = {"loss_ci": _percentiles(law.loss(plan.N, plan.D))}
+    else:
+        N, D = law.allocation(plan.budget, **law.allocation_params)
+        intervals = {"N_opt_ci": _percentiles(N), "D_opt_ci": _percentiles(D), "loss_ci": _percentiles(law.loss(N, D))}
+    return {k: v for k, v in intervals.items() if v is not None}
+
+
+def _percentiles(values) -> list[float] | None:
+    """CI_PERCENTILES of the finite values (a resample may put a constant where the formula fails)."""
+    values = np.asarray(values, dtype=float)
+    finite = values[np.isfinite(values)]
+    return [float(x) for x in np.percentile(finite, CI_PERCENTILES)] if finite.size else None
 
 
 def inference_alternative(plan: Plan, inference_tokens: float | None = None) -> Plan | None:
-    """A smaller model trained on more tokens to plan's loss. With inference_tokens (tokens served
-    over the model's life) the size minimising training + inference FLOPs between N/1000 and N;
-    without, half the plan's N. None where the law says that size never reaches the loss."""
+    """A smaller model trained on more tokens to the L(N, D) of plan's N and D (for Kaplan that is
+    eq. 1.5, which relates N and D; his compute-optimal L(C_min) does not). With inference_tokens
+    (tokens served over the model's life) the size minimising training + inference FLOPs between
+    N/1000 and N; without, half the plan's N. None where the law says that size never reaches the loss."""
+    target = float(plan.law.loss(plan.N, plan.D))
     if inference_tokens is None:
         N = plan.N / 2
     else:
         sizes = plan.N * np.logspace(-3, 0, 601)
-        tokens = tokens_to_reach(plan.law, sizes, plan.loss)
+        tokens = tokens_to_reach(plan.law, sizes, target)
         total = accounting.training_flops(sizes, tokens) + accounting.inference_flops(sizes, inference_tokens)
         N = float(sizes[np.argmin(total)])
-    return tokens_for_loss(plan.law, N, plan.loss)
+    return tokens_for_loss(plan.law, N, target)
 
 
 # --- the training stop criterion (train.stop_at=compute_optimal) -------------------------------
 
 # --- model shape ---------------------------------------------------------------------------------
 
+DEFAULT_VOCAB = 50257  # GPT-2's BPE, Kaplan's tokenizer
+DEFAULT_N_CTX = 1024  # Kaplan's context
+
+
 @dataclass(frozen=True)
 class Shape:
     n_layer: int
     d_model: int
     n_head: int
+    n_ctx: int
+    vocab: int
     N: int  # exact non-embedding parameters (accounting.param_counts)
+    N_total: int  # every parameter: embeddings and the untied unembedding (ModelConfig's default) too
+
+    def count(self, convention: str) -> int:
+        return self.N if convention == "non_embedding" else self.N_total
 
     @property
     def overrides(self) -> str:
-        return f"model.n_layer={self.n_layer} model.d_model={self.d_model} model.n_head={self.n_head}"
+        return (f"model.n_layer={self.n_layer} model.d_model={self.d_model} model.n_head={self.n_head} "
+                f"model.n_ctx={self.n_ctx}")
 
-    def as_dict(self, target: float) -> dict:
-        return {"n_layer": self.n_layer, "d_model": self.d_model, "n_head": self.n_head, "N": self.N,
-                "N_error": self.N / target - 1, "aspect": self.d_model / self.n_layer, "overrides": self.overrides}
+    def as_dict(self, target: float, convention: str) -> dict:
+        return {"n_layer": self.n_layer, "d_model": self.d_model, "n_head": self.n_head, "n_ctx": self.n_ctx,
+                "vocab": self.vocab, "N": self.N, "N_total": self.N_total, "matched": convention,
+                "N_error": self.count(convention) / target - 1, "aspect": self.d_model / self.n_layer,
+                "overrides": self.overrides}
 
 
-def shape_of(n_layer: int, n_head: int, head_dim: int) -> Shape:
-    cfg = ModelConfig(n_layer=n_layer, d_model=n_head * head_dim, n_head=n_head)
-    return Shape(n_layer, cfg.d_model, n_head, accounting.non_embedding_params(cfg))
+def shape_of(n_layer: int, n_head: int, head_dim: int, vocab: int = DEFAULT_VOCAB,
+             n_ctx: int = DEFAULT_N_CTX) -> Shape:
+    cfg = ModelConfig(n_layer=n_layer, d_model=n_head * head_dim, n_head=n_head, n_ctx=n_ctx, vocab_size=vocab)
+    counts = accounting.param_counts(cfg)
+    return Shape(n_layer, cfg.d_model, n_head, n_ctx, vocab, counts.non_embedding, counts.total)
 
 
 def model_shapes(n_params: float, aspect: tuple[float, float] = (64, 128), head_dim: int = 64,
-                 count: int = 5) -> list[Shape]:
-    """Shapes whose exact non-embedding N is nearest n_params, with d_model a multiple of
+                 count: int = 5, convention: str = "non_embedding", vocab: int = DEFAULT_VOCAB,
+                 n_ctx: int = DEFAULT_N_CTX) -> list[Shape]:
+    """Shapes whose exact parameter count in `convention` ("non_embedding" or "total", the latter
+    with the vocabulary and context given) is nearest n_params, with d_model a multiple of
     head_dim and d_model/n_layer within aspect (Kaplan's fig. 5: loss is flat over a wide range);
     none when even the smallest such shape is over twice n_params."""
     lo, hi = aspect
     if not 0 < lo <= hi or head_dim < 1:
         raise PlanError(f"aspect {lo}-{hi} and head dim {head_dim}: need 0 < lo <= hi and head dim >= 1")
+    if vocab < 1 or n_ctx < 1:
+        raise PlanError(f"vocab {vocab} and n_ctx {n_ctx}: both must be at least 1")
+
+    def size(n_layer: int, n_head: int) -> int:
+        return shape_of(n_layer, n_head, head_dim, vocab, n_ctx).count(convention)
+
     shapes = []
     for n_layer in itertools.count(1):
         heads = range(max(1, math.ceil(lo * n_layer / head_dim)), math.floor(hi * n_layer / head_dim) + 1)
-        if shape_of(n_layer, heads.start, head_dim).N > 2 * n_params:
+        if size(n_layer, heads.start) > 2 * n_params:
             break  # the narrowest allowed shape of this depth, and of every deeper one, is too large
-        i = bisect.bisect_left(heads, n_params, key=lambda h: shape_of(n_layer, h, head_dim).N)
-        shapes += [shape_of(n_layer, h, head_dim) for h in heads[max(i - 1, 0):i + 1]]
-    return sorted(shapes, key=lambda s: abs(math.log(s.N / n_params)))[:count]
+        i = bisect.bisect_left(heads, n_params, key=lambda h: size(n_layer, h))
+        shapes += [shape_of(n_layer, h, head_dim, vocab, n_ctx) for h in heads[max(i - 1, 0):i + 1]]
+    return sorted(shapes, key=lambda s: abs(math.log(s.count(convention) / n_params)))[:count]
 
 
 # --- cost ----------------------------------------------------------------------------------------
@@ -347,14 +508,18 @@ def device_hours(flops: float, throughput: Throughput) -> float:
 # --- command line --------------------------------------------------------------------------------
 
 COMPUTE_UNITS = {"": 1.0, "flop": 1.0, "pfday": accounting.PF_DAY}
-UNITS = {"N": "non-embedding parameters", "D": "training tokens",
-         "loss": "nats/token of the law's own data and tokenizer",
-         "loss_ci": "nats/token, the fit's CI", "tokens_per_param": "D/N", "flops": "FLOPs, 6*N*D",
+CI = "95% interval: [2.5th, 97.5th percentile] over the fit's bootstrap samples"
+UNITS = {"N": "parameters in the law's own convention, params_convention: non_embedding or total",
+         "D": "training tokens", "loss": "nats/token of the law's own data and tokenizer",
+         "N_opt_ci": f"parameters, {CI}", "D_opt_ci": f"tokens, {CI}", "loss_ci": f"nats/token, {CI}",
+         "tokens_per_param": "D/N", "flops": "FLOPs, 6*N*D with the law's N",
          "extra_training_flops": "FLOPs, 6*N*D", "inference_flops_saved": "FLOPs, 2*N per token served",
-         "pf_days": "PF-days, 8.64e19 FLOPs each", "gpu_hours": "device-hours"}
-CONVENTIONS = ("N: non-embedding parameters. D: training tokens. C = 6·N·D FLOPs; 1 PF-day = 8.64e19 FLOPs. "
-               "Loss: nats/token on each law's own data and tokenizer (compare allocations across laws, "
-               "not absolute losses).")
+         "pf_days": "PF-days, 8.64e19 FLOPs each", "gpu_hours": "device-hours",
+         "shape.N": "exact non-embedding parameters", "shape.N_total": "exact parameters, embeddings included"}
+CONVENTIONS = ("N: parameters in each law's own convention (column \"N is\": non-embedding for Kaplan and a "
+               "sweep's fit, total with embeddings for Chinchilla and Epoch). D: training tokens. "
+               "C = 6·N·D FLOPs with that N; 1 PF-day = 8.64e19 FLOPs. Loss: nats/token on each law's own data "
+               "and tokenizer (compare allocations across laws, not absolute losses).")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -394,16 +559,19 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--compute", nargs="+", metavar="C",
                    help="compute-optimal plan for a budget: FLOPs, or '1e3 PF-days'")
     q.add_argument("--params", type=positive, metavar="N",
-                   help="non-embedding parameters (with --tokens or --target-loss)")
+                   help="parameters, read in each law's own convention (with --tokens or --target-loss)")
     q.add_argument("--tokens", type=positive, metavar="D", help="training tokens: with --params, predict the loss")
     q.add_argument("--target-loss", type=positive, metavar="L",
                    help="nats/token: tokens needed at --params, or (alone) the smallest compute")
-    q.add_argument("--shape", type=positive, metavar="N", help="model shapes for N non-embedding parameters")
+    q.add_argument("--shape", type=positive, metavar="N", help="model shapes for N parameters (--shape-convention)")
     g = p.add_argument_group("laws")
     g.add_argument("--law", default="all",
                    help="all, or a comma-separated list: kaplan, chinchilla, epoch (default all)")
     g.add_argument("--fit", metavar="FITS_JSON",
                    help="use a sweep's runs/<sweep>/analysis/fits.json instead of the published laws")
+    g.add_argument("--batch-regime", choices=BATCH_REGIMES, default="critical",
+                   help="Kaplan: the batch the budget is spent at: critical (B ≈ B_crit, C = 2·C_min; default) "
+                        "or small (B << B_crit, C ≈ C_min)")
     c = p.add_argument_group("cost")
     c.add_argument("--device", help=f"device for GPU-hours: {', '.join(DEVICE_PEAKS)}")
     c.add_argument("--peak", type=positive, metavar="FLOP/S", help="device peak FLOP/s instead of --device")
@@ -415,6 +583,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--aspect", type=positive, nargs=2, default=(64, 128), metavar=("LO", "HI"),
                    help="d_model/n_layer range (default 64 128)")
     s.add_argument("--head-dim", type=int, default=64, help="d_model/n_head (default 64)")
+    s.add_argument("--shape-convention", choices=PARAMS_CONVENTIONS, default="non_embedding",
+                   help="what --shape N counts: non_embedding (Kaplan's N, default) or total (embeddings included)")
+    s.add_argument("--vocab", type=int, default=DEFAULT_VOCAB,
+                   help=f"vocabulary of the total counts (default {DEFAULT_VOCAB}, GPT-2's BPE)")
+    s.add_argument("--n-ctx", type=int, default=DEFAULT_N_CTX,
+                   help=f"context of the total counts and of the shapes' overrides (default {DEFAULT_N_CTX})")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     return p
 
@@ -446,12 +620,13 @@ def answer(args) -> dict:
     """The answer to the question args ask, as a JSON-ready dict."""
     kind = question(args)
     if kind == "shape":
-        shapes = model_shapes(args.shape, tuple(args.aspect), args.head_dim)
+        shapes = _shapes(args.shape, args.shape_convention, args)
         if not shapes:
             raise PlanError(f"--shape {args.shape:.3g}: no shape with head dim {args.head_dim} and d_model/n_layer "
                             f"in {args.aspect[0]:g}-{args.aspect[1]:g} is that small; lower --head-dim or --aspect")
-        return {"question": kind, "N_target": args.shape, "shapes": [s.as_dict(args.shape) for s in shapes]}
-    chosen = select_laws(args.law, args.fit)
+        return {"question": kind, "N_target": args.shape, "params_convention": args.shape_convention,
+                "shapes": [s.as_dict(args.shape, args.shape_convention) for s in shapes]}
+    chosen = select_laws(args.law, args.fit, args.batch_regime)
     throughput = throughput_from(args)
     compute = parse_compute(" ".join(args.compute)) if args.compute else None
     inputs = {"compute_flops": compute, "N": args.params, "D": args.tokens, "target_loss": args.target_loss}
@@ -459,7 +634,7 @@ def answer(args) -> dict:
               "laws": {}}
     for law in chosen.values():
         plan = _plan(kind, law, args, compute)
-        result["laws"][law.name] = _law_entry(plan, kind, args, throughput) | {"source": law.source}
+        result["laws"][law.name] = _law_entry(plan, args, throughput) | _law_notes(law, plan)
     if throughput:
         result["throughput"] = {"flops_per_s": throughput.flops_per_s, "source": throughput.source}
     return result
@@ -475,22 +650,33 @@ def _plan(kind: str, law: Law, args, compute: float | None) -> Plan | None:
     return compute_for_loss(law, args.target_loss)
 
 
-def _law_entry(plan: Plan | None, kind: str, args, throughput: Throughput | None) -> dict:
+def _law_entry(plan: Plan | None, args, throughput: Throughput | None) -> dict:
     if plan is None:
         return {"N": args.params, "D": None, "loss": None, "flops": None, "reachable": False}
     entry = plan.as_dict()
     if throughput:
         entry["gpu_hours"] = device_hours(plan.flops, throughput)
-    if kind in ("compute_optimal", "compute_for_loss"):
-        entry["shape"] = _best_shape(plan.N, args)
+    if plan.budget is not None:
+        convention = plan.law.params_convention
+        shapes = _shapes(plan.N, convention, args, count=1)
+        entry["shape"] = shapes[0].as_dict(plan.N, convention) if shapes else None
         alternative = inference_alternative(plan, args.inference_tokens)
         entry["inference_alternative"] = _alternative_entry(plan, alternative, args.inference_tokens, throughput)
     return entry
 
 
-def _best_shape(n_params: float, args) -> dict | None:
-    shapes = model_shapes(n_params, tuple(args.aspect), args.head_dim, count=1)
-    return shapes[0].as_dict(n_params) if shapes else None
+def _law_notes(law: Law, plan: Plan | None) -> dict:
+    """What the entry rests on: the law's source, its parameter convention, its interval, the
+    assumption a compute-optimal plan makes, and any warning."""
+    notes = {"params_convention": law.params_convention, "source": law.source, "interval": law.interval}
+    if law.assumption and plan and plan.budget is not None:
+        notes["assumption"] = law.assumption
+    warning = law.limit.warning(plan.N, plan.D, plan.flops) if law.limit and plan else None
+    return notes | {"warnings": [warning] if warning else []}
+
+
+def _shapes(n_params: float, convention: str, args, count: int = 5) -> list[Shape]:
+    return model_shapes(n_params, tuple(args.aspect), args.head_dim, count, convention, args.vocab, args.n_ctx)
 
 
 def _alternative_entry(plan: Plan, alternative: Plan | None, inference_tokens, throughput) -> dict | None:
@@ -508,8 +694,8 @@ def _alternative_entry(plan: Plan, alternative: Plan | None, inference_tokens, t
 
 HEADINGS = {
     "compute_optimal": "Compute-optimal plans for C = {compute_flops:.4g} FLOPs ({pf_days:.4g} PF-days)",
-    "predict_loss": "Predicted loss of N = {N:.4g} non-embedding parameters trained on D = {D:.4g} tokens",
-    "tokens_for_loss": "Tokens for N = {N:.4g} non-embedding parameters to reach {target_loss:g} nats/token",
+    "predict_loss": "Predicted loss of N = {N:.4g} parameters (each law's convention) trained on D = {D:.4g} tokens",
+    "tokens_for_loss": "Tokens for N = {N:.4g} parameters (each law's convention) to reach {target_loss:g} nats/token",
     "compute_for_loss": "Smallest compute whose compute-optimal plan reaches {target_loss:g} nats/token",
 }
 
@@ -526,13 +712,17 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join("  ".join(x.ljust(w) for x, w in zip(line, widths)).rstrip() for line in lines)
 
 
+def _with_interval(value, interval, fmt: str) -> str:
+    return _num(value, fmt) + (f" [{_num(interval[0], fmt)}, {_num(interval[1], fmt)}]" if interval else "")
+
+
 def _plan_row(name: str, entry: dict, with_hours: bool) -> list[str]:
+    convention = PARAMS_CONVENTIONS[entry["params_convention"]]
     if entry.get("reachable") is False:
-        return [name, _num(entry["N"]), "never: the law's loss stays above the target"]
-    ci = entry.get("loss_ci")
-    loss = _num(entry["loss"], ".4f") + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
-    row = [name, _num(entry["N"]), _num(entry["D"]), _num(entry["tokens_per_param"], ".1f"), loss,
-           _num(entry["flops"]), _num(entry["pf_days"])]
+        return [name, _num(entry["N"]), convention, "never: the law's loss stays above the target"]
+    row = [name, _with_interval(entry["N"], entry.get("N_opt_ci"), ".3g"), convention,
+           _with_interval(entry["D"], entry.get("D_opt_ci"), ".3g"), _num(entry["tokens_per_param"], ".3g"),
+           _with_interval(entry["loss"], entry.get("loss_ci"), ".4f"), _num(entry["flops"]), _num(entry["pf_days"])]
     return row + [_num(entry.get("gpu_hours"), ",.0f")] if with_hours else row
 
 
@@ -540,7 +730,7 @@ def render(result: dict, args) -> str:
     if result["question"] == "shape":
         return _render_shapes(result)
     with_hours = "throughput" in result
-    headers = ["law", "N (params)", "D (tokens)", "D/N", "loss (nats/token)", "C (FLOPs, 6ND)", "PF-days"]
+    headers = ["law", "N (params)", "N is", "D (tokens)", "D/N", "loss (nats/token)", "C (FLOPs, 6ND)", "PF-days"]
     headers += ["GPU-hours"] if with_hours else []
     inputs = result["inputs"]
     pf_days = accounting.pf_days(inputs.get("compute_flops", 0.0))
@@ -548,30 +738,46 @@ def render(result: dict, args) -> str:
     lines.append(_table(headers, [_plan_row(name, e, with_hours) for name, e in result["laws"].items()]))
     if result["question"] in ("compute_optimal", "compute_for_loss"):
         lines += ["", "D = C/(6·N_opt): every plan spends exactly its budget."]
-        lines += _render_plan_shapes(result) + _render_alternatives(result, args.inference_tokens)
-    notes = []
-    if any("loss_ci" in e for e in result["laws"].values()):
-        notes.append("[lo, hi]: loss over the corners of the fit's per-constant CI box (ignores correlations).")
-    if with_hours:
-        notes.append(f"GPU-hours: device-hours at {result['throughput']['source']}.")
-    lines += ["", *notes, CONVENTIONS, *(f"{name}: {e['source']}" for name, e in result["laws"].items())]
+        lines += [f"{name} assumes {e['assumption']} (--batch-regime chooses)." for name, e in result["laws"].items()
+                  if "assumption" in e]
+        lines += _render_plan_shapes(result, args) + _render_alternatives(result, args.inference_tokens)
+    sources = [f"{name}: {e['source']}" for name, e in result["laws"].items()]
+    lines += ["", *_render_notes(result), CONVENTIONS, *sources]
     return "\n".join(lines)
 
 
-def _render_plan_shapes(result: dict) -> list[str]:
-    rows = [[name, e["shape"]["overrides"], _num(e["shape"]["N"]), f"{e['shape']['N_error']:+.1%}"]
+def _render_notes(result: dict) -> list[str]:
+    entries = result["laws"]
+    notes = [f"warning ({name}): {w}" for name, e in entries.items() for w in e["warnings"]]
+    with_interval = [e["interval"] for e in entries.values() if "loss_ci" in e]
+    if with_interval:
+        notes.append(f"[lo, hi]: {with_interval[0]}.")
+    without = [name for name, e in entries.items() if "loss_ci" not in e and e.get("reachable") is not False]
+    if without:
+        notes.append(f"No interval for {', '.join(without)}: no bootstrap samples of the constants.")
+    if "throughput" in result:
+        notes.append(f"GPU-hours: device-hours at {result['throughput']['source']}.")
+    return notes
+
+
+def _render_plan_shapes(result: dict, args) -> list[str]:
+    rows = [[name, e["shape"]["overrides"], _num(e["shape"]["N"]), _num(e["shape"]["N_total"]),
+             PARAMS_CONVENTIONS[e["shape"]["matched"]], f"{e['shape']['N_error']:+.1%}"]
             for name, e in result["laws"].items() if e.get("shape")]
-    return ["", "Model shape nearest N_opt (Hydra overrides; exact non-embedding N):", "",
-            _table(["law", "overrides", "N", "vs N_opt"], rows)] if rows else []
+    heading = (f"Model shape nearest N_opt (Hydra overrides; exact counts, N_total with vocab {args.vocab}, "
+               f"n_ctx {args.n_ctx} and an untied unembedding; N_opt matched in the law's own convention):")
+    return ["", heading, "", _table(["law", "overrides", "N (non-embedding)", "N_total", "matched", "vs N_opt"],
+                                    rows)] if rows else []
 
 
 def _render_alternatives(result: dict, inference_tokens: float | None) -> list[str]:
-    rows, cheaper = [], []
+    rows, cheaper, never = [], [], []
     for name, e in result["laws"].items():
         if not (alt := e.get("inference_alternative")):
+            never += [name] if "inference_alternative" in e else []
             continue
         extra = alt["extra_training_flops"]
-        rows.append([name, _num(alt["N"]), _num(alt["D"]), _num(alt["tokens_per_param"], ".1f"), _num(alt["flops"]),
+        rows.append([name, _num(alt["N"]), _num(alt["D"]), _num(alt["tokens_per_param"], ".3g"), _num(alt["flops"]),
                      f"{extra:+.3g} ({extra / e['flops']:+.0%})"]
                     + ([_num(alt["inference_flops_saved"])] if inference_tokens else []))
         cheaper += [name] if extra < 0 else []
@@ -581,8 +787,11 @@ def _render_alternatives(result: dict, inference_tokens: float | None) -> list[s
         size = "half of N_opt; --inference-tokens T sizes it for T tokens served"
     headers = ["law", "N (params)", "D (tokens)", "D/N", "C (FLOPs, 6ND)", "extra training C (FLOPs, 6ND)"]
     headers += ["inference FLOPs saved (2N per token)"] if inference_tokens else []
-    lines = ["", f"Inference-optimal alternative: a smaller model to the same loss ({size}):", "",
-             _table(headers, rows)]
+    lines = ["", f"Inference-optimal alternative: a smaller model to the same L(N, D) ({size}):"]
+    lines += ["", _table(headers, rows)] if rows else []
+    if never:
+        lines += ["", f"None for {', '.join(never)}: by the law's L(N, D) (Kaplan: eq. 1.5) no model of that size "
+                      "reaches the L(N, D) of the plan's N and D."]
     if cheaper:
         lines += ["", f"Negative extra C ({', '.join(cheaper)}): the law's loss formula puts its minimum for this "
                      "budget at a smaller N than its allocation rule does."]
@@ -590,9 +799,14 @@ def _render_alternatives(result: dict, inference_tokens: float | None) -> list[s
 
 
 def _render_shapes(result: dict) -> str:
-    rows = [[s["overrides"], f"{s['N']:,}", f"{s['N_error']:+.2%}", f"{s['aspect']:.0f}"] for s in result["shapes"]]
-    return "\n".join([f"Shapes for N = {result['N_target']:.4g} non-embedding parameters (exact count):", "",
-                      _table(["Hydra overrides", "N", "vs target", "d_model/n_layer"], rows)])
+    rows = [[s["overrides"], f"{s['N']:,}", f"{s['N_total']:,}", f"{s['N_error']:+.2%}", f"{s['aspect']:.0f}"]
+            for s in result["shapes"]]
+    first = result["shapes"][0]
+    heading = (f"Shapes for N = {result['N_target']:.4g} {PARAMS_CONVENTIONS[result['params_convention']]} "
+               f"parameters (exact counts; N_total with vocab {first['vocab']}, n_ctx {first['n_ctx']} and an "
+               "untied unembedding):")
+    return "\n".join([heading, "", _table(["Hydra overrides", "N (non-embedding)", "N_total", "vs target",
+                                           "d_model/n_layer"], rows)])
 
 
 def _json_ready(value):

@@ -27,9 +27,21 @@ def write_fits(tmp_path, payload, name="fits.json"):
 
 
 def fits_payload():
+    """A fits.json as schema_version 1 wrote it: per-constant intervals, no samples, no fit_range."""
     ci = {k: [0.95 * v, 1.05 * v] for k, v in FIT.items()}
     return {"schema_version": 1, "laws": {"chinchilla": {**FIT, "ci": ci, "ci_level": 0.95, "n_points": 40},
                                           "L_N": {"N_c": 1e13, "alpha_N": 0.07, "ci": {}}}}
+
+
+def drawn_samples(n=1000, seed=0):
+    """Bootstrap-like samples of FIT's constants: each constant normal about its value, 2% sd."""
+    rng = np.random.default_rng(seed)
+    return {k: v * (1 + 0.02 * rng.standard_normal(n)) for k, v in FIT.items()}
+
+
+def fits_with(tmp_path, **extra):
+    payload = {"schema_version": 1, "laws": {"chinchilla": {**FIT, **extra}}}
+    return write_fits(tmp_path, json.loads(json.dumps(payload, default=list)))
 
 
 # --- loss predictions and allocations --------------------------------------------------------
@@ -56,11 +68,28 @@ def test_chinchilla_twenty_tokens_per_parameter_and_epoch_near_it():
         assert 15 < plan.compute_optimal(EPOCH, C).as_dict()["tokens_per_param"] < 30
 
 
-def test_kaplan_n_opt_grows_as_c_to_the_0_73():
+def test_kaplan_n_opt_grows_as_c_min_to_the_0_73():
     N = np.array([plan.compute_optimal(KAPLAN, C).N for C in BUDGETS])
     slope = np.polyfit(np.log(BUDGETS), np.log(N), 1)[0]
     assert slope == pytest.approx(0.73, abs=1e-9)
-    assert plan.compute_optimal(KAPLAN, PF_DAY).N == pytest.approx(1.3e9)
+    # eq. 1.7 is in C_min; at the critical batch a budget C is C_min = C/2 (eq. 5.5)
+    assert plan.compute_optimal(KAPLAN, 2 * PF_DAY).N == pytest.approx(1.3e9)
+    small = plan.select_laws("kaplan", batch_regime="small")["kaplan"]
+    assert plan.compute_optimal(small, PF_DAY).N == pytest.approx(1.3e9)
+
+
+def test_kaplan_compute_optimal_loss_is_l_cmin_with_its_batch_assumption(capsys):
+    entry = json.loads(run_cli(capsys, "--compute", 1e21, "--law", "kaplan", "--json")[1])["laws"]["kaplan"]
+    assert 2.30 <= entry["loss"] <= 2.45
+    assert entry["loss"] == pytest.approx(laws.loss_cmin(1e21 / 2, **laws.KAPLAN["L_Cmin"]))  # eq. 1.3, about 2.43
+    assert "B_crit" in entry["assumption"] and "C/2" in entry["assumption"]
+    assert entry["flops"] == pytest.approx(1e21) and entry["params_convention"] == "non_embedding"
+    small = json.loads(run_cli(capsys, "--compute", 1e21, "--law", "kaplan", "--batch-regime", "small",
+                               "--json")[1])["laws"]["kaplan"]
+    assert small["loss"] == pytest.approx(laws.loss_cmin(1e21, **laws.KAPLAN["L_Cmin"]), abs=1e-12)  # about 2.35
+    assert "B << B_crit" in small["assumption"] and small["flops"] == pytest.approx(1e21)
+    out = run_cli(capsys, "--compute", 1e21, "--law", "kaplan")[1]
+    assert "2.4347" in out and "kaplan assumes the budget C is spent training at the critical batch size" in out
 
 
 def test_compute_accepts_pf_days_and_says_the_budget_is_spent(capsys):
@@ -127,16 +156,42 @@ def test_inference_tokens_table_and_json(capsys):
 
 # --- fitted laws ---------------------------------------------------------------------------------
 
-def test_fitted_law_predicts_with_its_constants_and_a_ci(tmp_path, capsys):
+def test_fitted_law_predicts_with_its_constants(tmp_path, capsys):
     path = write_fits(tmp_path, fits_payload())
     law = plan.read_fits(path)["chinchilla"]
     assert law.loss(1e8, 2e9) == pytest.approx(laws.chinchilla_loss(1e8, 2e9, **FIT))
-    lo, hi = plan.loss_interval(law, 1e8, 2e9)
-    assert lo < law.loss(1e8, 2e9) < hi
     assert plan.compute_optimal(law, 1e20).N == pytest.approx(laws.chinchilla_optimal(1e20, **FIT)[0])
     result = json.loads(run_cli(capsys, "--fit", path, "--params", 1e8, "--tokens", 2e9, "--json")[1])
     assert list(result["laws"]) == ["fit:chinchilla"]
-    assert result["laws"]["fit:chinchilla"]["loss_ci"] == pytest.approx([lo, hi])
+    assert result["laws"]["fit:chinchilla"]["params_convention"] == "non_embedding"
+
+
+def test_compute_plan_intervals_are_percentiles_over_the_samples(tmp_path, capsys):
+    samples = drawn_samples()
+    C = 1e20
+    optima = [laws.chinchilla_optimal(C, **{k: v[i] for k, v in samples.items()}) for i in range(1000)]
+    losses = [laws.chinchilla_loss(N, D, **{k: v[i] for k, v in samples.items()}) for i, (N, D) in enumerate(optima)]
+    entry = json.loads(run_cli(capsys, "--fit", fits_with(tmp_path, samples=samples), "--compute", C,
+                               "--json")[1])["laws"]["fit:chinchilla"]
+    assert entry["loss_ci"] == pytest.approx(np.percentile(losses, [2.5, 97.5]), rel=1e-9)
+    assert entry["N_opt_ci"] == pytest.approx(np.percentile([N for N, _ in optima], [2.5, 97.5]), rel=1e-9)
+    assert entry["D_opt_ci"] == pytest.approx(np.percentile([D for _, D in optima], [2.5, 97.5]), rel=1e-9)
+    assert entry["loss_ci"][0] < entry["loss"] < entry["loss_ci"][1]
+    assert "1000 bootstrap samples" in entry["interval"]
+
+
+def test_a_resampled_floor_moves_the_loss_by_its_own_percentiles(tmp_path, capsys):
+    # only E resampled, E ~ Normal(1.8, 0.05): at given N and D the loss is E plus a constant
+    E = np.random.default_rng(1).normal(FIT["E"], 0.05, 1000)
+    path = fits_with(tmp_path, samples={"E": E})
+    entry = json.loads(run_cli(capsys, "--fit", path, "--params", 1e8, "--tokens", 2e9, "--json")[1])["laws"]
+    entry = entry["fit:chinchilla"]
+    offset = entry["loss"] - FIT["E"]
+    assert entry["loss_ci"] == pytest.approx(np.percentile(E, [2.5, 97.5]) + offset, rel=1e-12)
+    assert entry["loss_ci"] == pytest.approx([entry["loss"] - 1.96 * 0.05, entry["loss"] + 1.96 * 0.05], abs=0.01)
+    assert "N_opt_ci" not in entry  # N and D were given
+    out = run_cli(capsys, "--fit", path, "--params", 1e8, "--tokens", 2e9)[1]
+    assert f"[{entry['loss_ci'][0]:.4f}, {entry['loss_ci'][1]:.4f}]" in out and "percentiles" in out
 
 
 def test_a_fit_warning_travels_into_the_plan(tmp_path, capsys):
@@ -145,10 +200,21 @@ def test_a_fit_warning_travels_into_the_plan(tmp_path, capsys):
     assert "fit warning: E -> 0 (1e-90 nats/token)" in out
 
 
-def test_fit_without_intervals_predicts_without_a_ci(tmp_path):
-    fits = {"schema_version": 1, "laws": {"chinchilla": {**FIT, "ci": None}}}
-    law = plan.read_fits(write_fits(tmp_path, fits))["chinchilla"]
-    assert law.ci == {} and plan.loss_interval(law, 1e8, 2e9) is None
+def test_an_old_fits_file_without_samples_plans_without_an_interval(tmp_path, capsys):
+    path = write_fits(tmp_path, fits_payload())  # per-constant "ci" only: no samples to propagate
+    entry = json.loads(run_cli(capsys, "--fit", path, "--compute", 1e20, "--json")[1])["laws"]["fit:chinchilla"]
+    assert entry["N"] == pytest.approx(laws.chinchilla_optimal(1e20, **FIT)[0])
+    assert not {"loss_ci", "N_opt_ci", "D_opt_ci"} & set(entry) and entry["interval"].startswith("no interval")
+    assert entry["warnings"] == []  # no fit_range either
+    code, out, _ = run_cli(capsys, "--fit", path, "--compute", 1e20)
+    assert code == 0 and "No interval for fit:chinchilla" in out
+    assert plan.sample_intervals(plan.compute_optimal(plan.read_fits(path)["chinchilla"], 1e20)) == {}
+
+
+def test_published_laws_have_no_interval(capsys):
+    result = json.loads(run_cli(capsys, "--compute", 1e21, "--json")[1])
+    for entry in result["laws"].values():
+        assert "loss_ci" not in entry and entry["interval"].startswith("no interval")
 
 
 def test_fitted_kaplan_eq_1_5_uses_its_own_optimum(tmp_path):
@@ -178,12 +244,20 @@ def test_bad_arguments(capsys, args, message):
     assert len(err.strip().splitlines()) == 1 and message in err
 
 
+UNKNOWN_VERSION = laws.FITS_SCHEMA_VERSION + 1
+
+
 @pytest.mark.parametrize("payload, message", [
-    ({**fits_payload(), "schema_version": 2}, "schema_version 2"),
+    ({**fits_payload(), "schema_version": UNKNOWN_VERSION}, f"schema_version {UNKNOWN_VERSION}"),
     ({k: v for k, v in fits_payload().items() if k != "schema_version"}, "schema_version None"),
     ({"schema_version": 1, "laws": {"L_N": {}}}, "none of the laws"),
     ({"schema_version": 1, "laws": {"chinchilla": {"E": 1.8, "A": 480.0}}}, "lacks the number(s) B, alpha, beta"),
-    ({"schema_version": 1, "laws": {"chinchilla": {**FIT, "ci": {"E": 1.8}}}}, "expected [lo, hi]"),
+    ({"schema_version": 1, "laws": {"chinchilla": {**FIT, "fit_range": {"C": 1e18}}}}, "expected [lo, hi]"),
+    ({"schema_version": 1, "laws": {"chinchilla": {**FIT, "fit_range": [1, 2]}}}, "fit_range of type list"),
+    ({"schema_version": 1, "laws": {"chinchilla": {**FIT, "samples": {"E": [1.8, 1.9], "A": [480.0]}}}},
+     "lists of one length"),
+    ({"schema_version": 1, "laws": {"chinchilla": {**FIT, "samples": {"E": ["a", "b"]}}}}, "not lists of numbers"),
+    ({"schema_version": 1, "laws": {"chinchilla": {**FIT, "samples": [1.8]}}}, "samples of type list"),
 ])
 def test_bad_fits_file(tmp_path, capsys, payload, message):
     code, _, err = run_cli(capsys, "--fit", write_fits(tmp_path, payload), "--compute", 1e20)
@@ -233,6 +307,69 @@ def test_shape_cli_prints_hydra_overrides(capsys):
     assert code != 0 and "--head-dim" in err
     code, _, err = run_cli(capsys, "--compute", 1e21, "--head-dim", 0)
     assert code != 0 and "head dim 0" in err
+
+
+def test_total_parameter_laws_get_shapes_of_that_total_for_the_given_vocab_and_context(capsys):
+    for vocab, n_ctx in ((50257, 1024), (32000, 2048)):
+        result = json.loads(run_cli(capsys, "--compute", 1e21, "--vocab", vocab, "--n-ctx", n_ctx, "--json")[1])
+        for name in ("chinchilla", "epoch"):
+            entry = result["laws"][name]
+            shape = entry["shape"]
+            assert entry["params_convention"] == "total" and shape["matched"] == "total"
+            assert shape["N_total"] == pytest.approx(entry["N"], rel=0.03)
+            cfg = ModelConfig(n_layer=shape["n_layer"], d_model=shape["d_model"], n_head=shape["n_head"], n_ctx=n_ctx)
+            counts = param_counts(cfg, vocab)
+            assert (shape["N"], shape["N_total"]) == (counts.non_embedding, counts.total)
+            assert f"model.n_ctx={n_ctx}" in shape["overrides"]
+        kaplan = result["laws"]["kaplan"]
+        assert kaplan["shape"]["matched"] == "non_embedding"
+        assert kaplan["shape"]["N"] == pytest.approx(kaplan["N"], rel=0.01)
+        assert kaplan["shape"]["N"] < kaplan["shape"]["N_total"]
+    out = run_cli(capsys, "--compute", 1e21)[1]
+    table = out.split("\n\n")[1]
+    assert "N is" in table and "non-embedding" in table.splitlines()[1] and "total" in table.splitlines()[2]
+
+
+def test_shape_cli_counts_total_parameters_on_request(capsys):
+    result = json.loads(run_cli(capsys, "--shape", 1.24e8, "--shape-convention", "total", "--vocab", 50257,
+                                "--n-ctx", 1024, "--json")[1])
+    best = result["shapes"][0]
+    assert result["params_convention"] == "total" and abs(best["N_total"] / 1.24e8 - 1) < 0.05
+    assert best["N"] < best["N_total"]
+    assert "total parameters" in run_cli(capsys, "--shape", 1.24e8, "--shape-convention", "total")[1]
+
+
+# --- warnings past the data ---------------------------------------------------------------------------
+
+def test_kaplan_warns_past_its_breakdown_c_star(capsys):
+    def warnings(C, *extra):
+        result = json.loads(run_cli(capsys, "--compute", C, "--json", *extra)[1])
+        return {name: e["warnings"] for name, e in result["laws"].items()}
+
+    c_star = 1e4 * PF_DAY  # section 6.3, in C_min; C = 2·C_min at the critical batch
+    assert warnings(1.9 * c_star) == {"kaplan": [], "chinchilla": [], "epoch": []}
+    past = warnings(2.1 * c_star)
+    assert "section 6.3" in past["kaplan"][0] and not past["chinchilla"]
+    assert warnings(1.1 * c_star, "--batch-regime", "small")["kaplan"]
+    beyond = warnings(6e24)  # 10x Gopher's 5.76e23 FLOPs
+    assert all("5.76e+23" in beyond[name][0] for name in ("chinchilla", "epoch"))
+    assert "warning (kaplan): extrapolating" in run_cli(capsys, "--compute", 2.1 * c_star)[1]
+
+
+def test_a_fit_warns_past_ten_times_its_fit_range(tmp_path, capsys):
+    def warnings(fit_range, C):
+        path = fits_with(tmp_path, fit_range=fit_range)
+        result = json.loads(run_cli(capsys, "--fit", path, "--compute", C, "--json")[1])
+        return result["laws"]["fit:chinchilla"]["warnings"]
+
+    assert warnings({"C": [1e15, 1e18]}, 9e18) == []
+    assert "fit_range" in warnings({"C": [1e15, 1e18]}, 1.1e19)[0]
+    # the top of C rules where there is one, N and D only without it
+    assert warnings({"C": [1e15, 1e18], "N": [1e5, 1e6]}, 9e18) == []
+    N_opt, D_opt = laws.chinchilla_optimal(1e20, **FIT)
+    assert warnings({"N": [1e5, N_opt / 9]}, 1e20) == []
+    assert "N = " in warnings({"N": [1e5, N_opt / 11]}, 1e20)[0]
+    assert "D = " in warnings({"N": [1e5, N_opt], "D": [1e6, D_opt / 11]}, 1e20)[0]
 
 
 # --- cost --------------------------------------------------------------------------------------------
