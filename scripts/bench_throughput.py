@@ -55,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scaling_sweep.core import accounting  # noqa: E402
 from scaling_sweep.core.config import ModelConfig, OptimConfig  # noqa: E402
+from scaling_sweep.core.errors import entry_point  # noqa: E402
 from scaling_sweep.data.sampler import BatchSampler  # noqa: E402
 from scaling_sweep.training import hardware  # noqa: E402
 from scaling_sweep.training.optim import decay_groups  # noqa: E402
@@ -399,6 +400,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+@entry_point("bench_throughput")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = args.device

@@ -25,6 +25,7 @@ from scaling_sweep.analysis import fit, points, report
 from scaling_sweep.analysis.fit import Fit, FitError
 from scaling_sweep.analysis.runs import Run, SweepError, check_one_setting, read_sweep
 from scaling_sweep.core import laws
+from scaling_sweep.core.errors import entry_point
 
 CONVENTION = {"loss": "nats/token", "N": "non-embedding parameters", "D": "training tokens",
               "C": "FLOPs = 6*N*D", "B": "tokens per batch", "S": "optimizer steps"}
@@ -233,21 +234,33 @@ COLUMN_ALIASES = {"n": "N", "params": "N", "parameters": "N", "model size": "N",
 def read_points(path, drop_highest_loss: int = 0) -> dict[str, np.ndarray]:
     """N, D, C and loss from a CSV with columns N, loss and D or C (D = C/(6N) or
     C = 6·N·D for the missing one). Epoch's column names ("Model Size", "Training FLOP")
-    are understood too."""
+    are understood too. Each of their cells must be a positive finite number; SweepError names
+    the file, row (as a spreadsheet numbers it, the header being row 1) and column of one that is not."""
     path = Path(path)
     if not path.exists():
         raise SweepError(f"{path}: no such file")
     with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+        reader = csv.DictReader(f)
+        rows = [(reader.line_num, r) for r in reader]
     if not rows:
         raise SweepError(f"{path}: no rows")
+
+    def number(row: int, name: str, text: str | None) -> float:
+        try:
+            value = float(text or "")
+        except ValueError:
+            raise SweepError(f"{path} row {row}, column {name}: {text or ''!r} is not a number") from None
+        if not (np.isfinite(value) and value > 0):
+            raise SweepError(f"{path} row {row}, column {name}: {text!r} must be a positive finite number")
+        return value
+
     columns = {}
-    for name in rows[0]:
+    for name in reader.fieldnames:
         key = COLUMN_ALIASES.get(name.strip().lower())
         if key and key not in columns:
-            columns[key] = np.array([float(r[name]) for r in rows])
+            columns[key] = np.array([number(row, name, r[name]) for row, r in rows])
     if "N" not in columns or "loss" not in columns or not ({"D", "C"} & columns.keys()):
-        raise SweepError(f"{path}: needs columns N, loss and D or C; found {', '.join(rows[0])}")
+        raise SweepError(f"{path}: needs columns N, loss and D or C; found {', '.join(reader.fieldnames)}")
     if "D" not in columns:
         columns["D"] = laws.tokens_for_budget(columns["C"], columns["N"])
     if "C" not in columns:
@@ -318,6 +331,7 @@ def constants_table(result: Analysis) -> str:
     return "\n".join(lines)
 
 
+@entry_point("analyze")
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scaling_sweep.analyze",
                                      description=__doc__.split("\n\n")[0])
@@ -334,14 +348,10 @@ def main(argv=None) -> int:
     if bool(args.sweep_dir) == bool(args.points):
         parser.error("give a sweep folder or --points CSV (one of them)")
     start = time.perf_counter()
-    try:
-        if args.points:
-            result = analyze_points(args.points, args.drop_highest_loss)
-        else:
-            result = analyze_sweep(args.sweep_dir, args.allow_mixed)
-    except SweepError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if args.points:
+        result = analyze_points(args.points, args.drop_highest_loss)
+    else:
+        result = analyze_sweep(args.sweep_dir, args.allow_mixed)
     out = args.out or (None if args.points else Path(args.sweep_dir) / "analysis")
     if out:
         write_outputs(result, Path(out))

@@ -7,20 +7,20 @@ FLOPs, final and best validation loss, throughput.
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from scaling_sweep.core import runfiles
+from scaling_sweep.core.errors import UserError, entry_point
 from scaling_sweep.core.runfiles import METRICS_FILE, SUMMARY_FILE, RunFileError, RunSummary, finite
 
 CURVE_KEYS = ("step", "tokens", "flops", "train_loss", "val_loss")
 MIN_VAL_POINTS = 3  # fewer validation points than this: learning curves use train loss
 
 
-class SweepError(ValueError):
+class SweepError(UserError, ValueError):
     """A sweep folder that cannot be analysed, with the reason in words."""
 
 
@@ -154,13 +154,10 @@ def summary_table(sweep: Sweep) -> str:
     return "\n".join(lines)
 
 
+@entry_point("runs")
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scaling_sweep.runs", description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir", help="runs/<sweep>")
     args = parser.parse_args(argv)
-    try:
-        print(summary_table(read_sweep(args.sweep_dir)))
-    except SweepError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    print(summary_table(read_sweep(args.sweep_dir)))
     return 0

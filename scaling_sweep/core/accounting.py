@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scaling_sweep.core.config import ModelConfig
+from scaling_sweep.core.config import ConfigError, ModelConfig
 
 PF_DAY = 8.64e19  # FLOPs in one petaflop/s-day
 
@@ -116,5 +116,6 @@ def kaplan_lr(n_params: float) -> float:
     """Kaplan et al. 2020 eq. D.1: LR(N) ~ 0.003239 - 0.0001395 log N (N non-embedding)."""
     lr = 0.003239 - 0.0001395 * math.log(n_params)
     if lr <= 0:
-        raise ValueError(f"Kaplan's LR rule gives no positive learning rate for N={n_params:.3g}")
+        raise ConfigError(f"optim.lr=null: Kaplan's LR rule gives no positive learning rate for N={n_params:.3g}; "
+                          "set optim.lr")
     return lr

@@ -13,6 +13,8 @@ from pathlib import Path
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
+from scaling_sweep.core.errors import UserError
+
 
 @dataclass
 class ModelConfig:
@@ -110,7 +112,7 @@ def register_configs() -> None:
     OmegaConf.register_new_resolver("floordiv", lambda a, b: int(a) // int(b), replace=True)
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config value that cannot work; the message names the key."""
 
 

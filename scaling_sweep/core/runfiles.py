@@ -17,6 +17,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from scaling_sweep.core.errors import UserError
 from scaling_sweep.core.files import atomic_path, atomic_write_text
 
 SCHEMA_VERSION = 2
@@ -29,7 +30,7 @@ UNITS = {"loss": "nats/token", "N": "non-embedding parameters", "flops": "6*N*to
          "flops_exact": "all matmuls, fwd+bwd"}
 
 
-class RunFileError(ValueError):
+class RunFileError(UserError, ValueError):
     """A run file that cannot be read, with the file named."""
 
 

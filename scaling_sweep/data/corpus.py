@@ -23,6 +23,7 @@ import urllib.request
 import zlib
 from pathlib import Path
 
+from scaling_sweep.core.errors import UserError
 from scaling_sweep.core.files import atomic_path, file_lock
 
 MIRROR_ENV = "SCALING_SWEEP_DEBIAN_MIRROR"
@@ -51,8 +52,8 @@ LICENSE = (
 )
 
 
-class CorpusDownloadError(RuntimeError):
-    pass
+class CorpusDownloadError(UserError, RuntimeError):
+    """The embedded corpus could not be fetched (no network, a wrong mirror)."""
 
 
 def embedded_corpus_path(cache_dir: str | Path | None = None) -> Path:

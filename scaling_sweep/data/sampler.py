@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from scaling_sweep.core.config import ConfigError
+
 
 class BatchSampler:
     """Random training windows; batch ``step`` is a pure function of (seed, step), so resuming is exact.
@@ -25,12 +27,12 @@ class BatchSampler:
         pin_memory: bool = False,
     ):
         if len(tokens) < n_ctx + 1:
-            raise ValueError(
+            raise ConfigError(
                 f"the training split has {len(tokens)} tokens, fewer than model.n_ctx+1={n_ctx + 1}; "
                 "lower model.n_ctx, raise train.max_unique_tokens or use more data"
             )
         if batch_size % world_size:
-            raise ValueError(f"train.batch_size={batch_size} is not divisible by the {world_size} processes")
+            raise ConfigError(f"train.batch_size={batch_size} is not divisible by the {world_size} processes")
         self.tokens, self.batch_size, self.n_ctx, self.seed = tokens, batch_size, n_ctx, seed
         self.rank, self.world_size, self.pin_memory = rank, world_size, pin_memory
         self.step = 0
@@ -68,7 +70,7 @@ def validation_batches(
     """A fixed set of evenly spaced held-out windows (at most one per start position), in batches."""
     n_starts = len(val_tokens) - n_ctx
     if n_starts < 1:
-        raise ValueError(
+        raise ConfigError(
             f"the validation split has {len(val_tokens)} tokens, fewer than model.n_ctx+1={n_ctx + 1}; "
             "raise data.val_fraction or lower model.n_ctx"
         )

@@ -21,7 +21,8 @@ import tiktoken
 from tiktoken.load import data_gym_to_mergeable_bpe_ranks
 from tiktoken_ext.openai_public import ENDOFPROMPT, ENDOFTEXT, FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, r50k_pat_str
 
-from scaling_sweep.core.config import TokenizerConfig
+from scaling_sweep.core.config import ConfigError, TokenizerConfig
+from scaling_sweep.core.errors import UserError
 
 EOT_TEXT = "<|endoftext|>"
 # GPT-2's data-gym files as tiktoken's gpt2 constructor checks them (tiktoken_ext.openai_public.gpt2).
@@ -66,8 +67,8 @@ class Tokenizer(Protocol):
     def decode(self, ids: Sequence[int]) -> str: ...
 
 
-class TokenizerUnavailableError(RuntimeError):
-    pass
+class TokenizerUnavailableError(UserError, RuntimeError):
+    """A tokenizer whose ranks cannot be loaded here (no network, no local file, a wrong file)."""
 
 
 class ByteTokenizer:
@@ -110,9 +111,9 @@ def known_tokenizers() -> list[str]:
 
 
 def check_tokenizer_name(name: str) -> None:
-    """Cheap validation (nothing is loaded): ValueError naming the key if ``name`` is unknown."""
+    """Cheap validation (nothing is loaded): ConfigError naming the key if ``name`` is unknown."""
     if name not in known_tokenizers():
-        raise ValueError(
+        raise ConfigError(
             f"tokenizer.name={name!r} is not a known tokenizer; choose one of {', '.join(known_tokenizers())}"
         )
 
@@ -160,7 +161,7 @@ def _encoding_from_file(name: str, path: Path) -> tiktoken.Encoding:
     tiktoken expects for that encoding. The file is parsed here rather than by load_tiktoken_bpe,
     which would copy it into a cache directory."""
     if name not in FILE_ENCODINGS:
-        raise ValueError(f"tokenizer.tiktoken_file works for {', '.join(FILE_ENCODINGS)}, not {name!r}")
+        raise ConfigError(f"tokenizer.tiktoken_file works for {', '.join(FILE_ENCODINGS)}, not {name!r}")
     spec = FILE_ENCODINGS[name]
     try:
         data = path.read_bytes()

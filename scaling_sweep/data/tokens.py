@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from scaling_sweep.core.config import DataConfig, TokenizerConfig
+from scaling_sweep.core.config import ConfigError, DataConfig, TokenizerConfig
+from scaling_sweep.core.errors import UserError
 from scaling_sweep.core.files import atomic_path, file_lock
 from scaling_sweep.data import corpus
 from scaling_sweep.data.tokenizer import Tokenizer, build_tokenizer
@@ -31,6 +32,10 @@ SOURCES = ("embedded", "hub", "text", "json", "parquet")
 FORMAT_VERSION = 1  # bump when the tokenization or split rule changes, so old caches are not reused
 SHUFFLE_SEED = 0
 BATCH_DOCS = 256
+
+
+class DataError(UserError, ValueError):
+    """Data that cannot be read or used as configured: a hub dataset out of reach, a missing column."""
 
 
 @dataclass
@@ -43,27 +48,27 @@ class TokenSplits:
 
 
 def check_data_config(cfg: DataConfig) -> None:
-    """Cheap validation before anything is read or tokenized; ValueError naming the offending key."""
+    """Cheap validation before anything is read or tokenized; ConfigError naming the offending key."""
     if cfg.source not in SOURCES:
-        raise ValueError(f"data.source={cfg.source!r} is not one of {', '.join(SOURCES)}")
+        raise ConfigError(f"data.source={cfg.source!r} is not one of {', '.join(SOURCES)}")
     if not 0 < cfg.val_fraction < 1:
-        raise ValueError(f"data.val_fraction={cfg.val_fraction} must be between 0 and 1 (exclusive)")
+        raise ConfigError(f"data.val_fraction={cfg.val_fraction} must be between 0 and 1 (exclusive)")
     if cfg.source == "hub" and not cfg.path:
-        raise ValueError("data.path must name a Hugging Face dataset when data.source=hub")
+        raise ConfigError("data.path must name a Hugging Face dataset when data.source=hub")
     if cfg.source in ("text", "json", "parquet"):
         _local_files(cfg)
 
 
 def _local_files(cfg: DataConfig) -> list[Path]:
     if not cfg.path:
-        raise ValueError(f"data.path must name a file or glob when data.source={cfg.source}")
+        raise ConfigError(f"data.path must name a file or glob when data.source={cfg.source}")
     files = sorted(
         Path(f).resolve()
         for f in glob.glob(os.path.expanduser(cfg.path), recursive=True)
         if os.path.isfile(f)
     )
     if not files:
-        raise ValueError(f"data.path={cfg.path!r} matches no files")
+        raise ConfigError(f"data.path={cfg.path!r} matches no files")
     return files
 
 
@@ -115,7 +120,7 @@ def _load_texts(cfg: DataConfig, root: Path):
             ds = datasets.load_dataset(cfg.path, cfg.hub_config, split=cfg.split, cache_dir=hf_cache)
         except Exception as e:
             reason = (str(e).splitlines() or [""])[0]
-            raise RuntimeError(
+            raise DataError(
                 f"cannot load data.path={cfg.path!r} from the Hugging Face hub ({type(e).__name__}: {reason})"
             ) from None
     elif cfg.source in ("embedded", "text"):
@@ -137,7 +142,7 @@ def _load_texts(cfg: DataConfig, root: Path):
             cfg.source, data_files={cfg.split: files}, split=cfg.split, cache_dir=hf_cache
         )
     if field not in ds.column_names:
-        raise ValueError(
+        raise DataError(
             f"data.text_field={field!r} is not a column of the data (columns: {', '.join(ds.column_names)})"
         )
     return ds.select_columns([field])
@@ -158,7 +163,7 @@ def _tokenize(ds, tok: Tokenizer, out: Path, val_fraction: float) -> dict:
     ends = np.cumsum(lengths)
     total = int(ends[-1]) if len(ends) else 0
     if total < 2:
-        raise ValueError("the data holds fewer than 2 tokens; check data.path and data.text_field")
+        raise DataError("the data holds fewer than 2 tokens; check data.path and data.text_field")
     target = total * (1 - val_fraction)
     cut = int(ends[np.abs(ends - target).argmin()])  # the nearest document boundary ...
     if cut >= total:  # ... unless that leaves no validation data (e.g. a single document)
@@ -192,7 +197,7 @@ def _open_splits(path: Path, max_unique_tokens: int | None) -> TokenSplits:
     val = np.memmap(path / "val.bin", np.dtype(meta["dtype"]), "r")
     if max_unique_tokens is not None:
         if not 0 < max_unique_tokens <= len(train):
-            raise ValueError(
+            raise ConfigError(
                 f"train.max_unique_tokens={max_unique_tokens} must be between 1 and the "
                 f"{len(train)} training tokens of this data"
             )

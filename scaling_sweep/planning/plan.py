@@ -20,7 +20,6 @@ import itertools
 import json
 import math
 import re
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -31,10 +30,11 @@ import numpy as np
 from scaling_sweep.analysis.runs import SweepError, read_sweep
 from scaling_sweep.core import accounting, laws
 from scaling_sweep.core.config import ModelConfig
+from scaling_sweep.core.errors import UserError, entry_point
 from scaling_sweep.core.runfiles import SUMMARY_FILE
 
 
-class PlanError(ValueError):
+class PlanError(UserError, ValueError):
     """Input the planner cannot use; the message is one line for the user."""
 
 
@@ -820,12 +820,9 @@ def _json_ready(value):
     return value
 
 
+@entry_point("plan")
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-        result = answer(args)
-    except PlanError as err:
-        print(f"plan: error: {err}", file=sys.stderr)
-        return 2
+    args = build_parser().parse_args(argv)
+    result = answer(args)
     print(json.dumps(_json_ready(result), indent=2) if args.json else render(result, args))
     return 0

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from scaling_sweep.core.config import ConfigError
+
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
@@ -28,7 +30,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda", lease_free_gpu()) if torch.cuda.device_count() > 1 else torch.device("cuda")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={name}: CUDA is not available on this machine (use device=cpu)")
+        raise ConfigError(f"device={name}: CUDA is not available on this machine (use device=cpu)")
     return device
 
 

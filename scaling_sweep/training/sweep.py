@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -15,17 +16,23 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from scaling_sweep.core import accounting, budget
-from scaling_sweep.core.config import DataConfig, RunConfig, TokenizerConfig, config_dir, register_configs
+from scaling_sweep.core.config import ConfigError, DataConfig, RunConfig, TokenizerConfig, config_dir, register_configs
+from scaling_sweep.core.errors import USER_ERROR_EXIT, UserError, entry_point, print_error
 from scaling_sweep.data.tokens import prepare_tokens
 
 
 class PrepareDataOnce(Callback):
-    """Tokenize the sweep's corpus before any job starts, so parallel jobs only read the cache."""
+    """Tokenize the sweep's corpus before any job starts, so parallel jobs only read the cache. Data
+    out of reach ends the sweep here, before any job, with one line."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         data = DataConfig(**OmegaConf.to_container(config.data, resolve=True))
         tokenizer = TokenizerConfig(**OmegaConf.to_container(config.tokenizer, resolve=True))
-        prepare_tokens(data, tokenizer)
+        try:
+            prepare_tokens(data, tokenizer)
+        except UserError as err:
+            print_error("train", err)
+            sys.exit(USER_ERROR_EXIT)
 
 
 def sweep_names(user_dir: Path | None = None) -> list[str]:
@@ -78,6 +85,7 @@ def planned_tokens(cfg: RunConfig, n_params: int) -> int:
     return budget.planned_steps(cfg, n_params) * cfg.train.batch_size * cfg.model.n_ctx
 
 
+@entry_point("sweep")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scaling_sweep.sweep",
                                      description="Print the grid of each sweep (no training).")
@@ -87,10 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.config_dir and not args.config_dir.is_dir():
         parser.error(f"--config-dir {args.config_dir}: no such folder")
+    known = sweep_names(args.config_dir)
+    if unknown := [name for name in args.names if name not in known]:
+        raise ConfigError(f"{', '.join(unknown)}: no such sweep; choose among {', '.join(known)}")
     extra = tuple(_search_path(args.config_dir))
     print("| sweep | varies | runs | N (non-embedding) | tokens per run | total C = 6ND (FLOPs) | PF-days |")
     print("|---|---|---|---|---|---|---|")
-    for name in args.names or sweep_names(args.config_dir):
+    for name in args.names or known:
         params = sweep_params(name, extra)
         runs = grid(name, extra, params=params)
         row = describe(name, runs)

@@ -1,7 +1,9 @@
 """Train one GPT from a Hydra config: `python -m scaling_sweep.train [overrides]`.
 
 The run folder is `runs/<sweep_name>/<run_name>/`. Running the same command again resumes
-from its checkpoint, or does nothing when the run has already finished.
+from its checkpoint, or does nothing when the run has already finished. A user error (a bad
+value, a run folder another process trains, data out of reach) is one line and exit code 2; in a
+sweep that run is skipped with its line, the others train, and the sweep exits 2 at the end.
 """
 
 from __future__ import annotations
@@ -11,25 +13,27 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from scaling_sweep.core.config import ConfigError, RunConfig, config_dir, register_configs, validate
+from scaling_sweep.core.errors import USER_ERROR_EXIT, UserError, print_error
 from scaling_sweep.core.runfiles import RunSummary
-from scaling_sweep.data.corpus import CorpusDownloadError
-from scaling_sweep.data.tokenizer import TokenizerUnavailableError, check_tokenizer_name
+from scaling_sweep.data.tokenizer import check_tokenizer_name
 from scaling_sweep.data.tokens import check_data_config
 from scaling_sweep.training import distributed
 from scaling_sweep.training.loop import train
+
+PROG = "train"
+_skipped: list[str] = []  # runs of this process's sweep that a user error skipped
 
 
 def validate_run(cfg: RunConfig) -> None:
     """Every check that needs no data read: the config's own, then the data and tokenizer stage's."""
     validate(cfg)
-    try:
-        check_tokenizer_name(cfg.tokenizer.name)
-        check_data_config(cfg.data)
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
+    check_tokenizer_name(cfg.tokenizer.name)
+    check_data_config(cfg.data)
 
 
 def report(final: RunSummary) -> str:
@@ -41,16 +45,26 @@ def report(final: RunSummary) -> str:
     )
 
 
+def run_config(cfg: DictConfig) -> RunConfig:
+    try:
+        return OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as err:  # e.g. a sweep's ${floordiv:...} over a value it cannot divide
+        raise ConfigError(f"{getattr(err, 'full_key', None) or 'config'}: {str(err).splitlines()[0]}") from None
+
+
 @hydra.main(version_base=None, config_path=str(config_dir()), config_name="config")
 def _hydra_main(cfg: DictConfig) -> float | None:
     register_configs()  # again in a launcher's job process, which resolves ${floordiv:...} itself
     try:
-        run_cfg: RunConfig = OmegaConf.to_object(cfg)
+        run_cfg = run_config(cfg)
         validate_run(run_cfg)
         final = train(run_cfg, Path(HydraConfig.get().runtime.output_dir))
-    except (ValueError, CorpusDownloadError, TokenizerUnavailableError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    except UserError as err:
+        print_error(PROG, err)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:  # sys.exit here would end the whole sweep
+            _skipped.append(HydraConfig.get().runtime.output_dir)
+            return None
+        sys.exit(USER_ERROR_EXIT)
     if final.status == "running":
         sys.exit(130)
     if distributed.is_main_process():
@@ -62,3 +76,6 @@ def main() -> None:
     """The Hydra entry: the schema is registered before Hydra composes the config from sys.argv."""
     register_configs()
     _hydra_main()
+    if _skipped:
+        print(f"{PROG}: {len(_skipped)} run(s) of the sweep skipped: {', '.join(_skipped)}", file=sys.stderr)
+        sys.exit(USER_ERROR_EXIT)

