@@ -49,30 +49,32 @@ def corpus_file(tmp_path_factory) -> Path:
     return path
 
 
+def tiny_run_config(corpus_file: Path, root: Path, **sections) -> RunConfig:
+    """A RunConfig for a seconds-long CPU run on the test corpus, caching and writing under root;
+    keyword overrides per section."""
+    cfg = RunConfig(
+        model=ModelConfig(n_layer=2, d_model=32, n_head=2, n_ctx=32),
+        tokenizer=TokenizerConfig(name="byte"),
+        data=DataConfig(name="test", source="text", path=str(corpus_file), val_fraction=0.05,
+                        cache_dir=str(root / "cache")),
+        optim=OptimConfig(lr=1e-2, warmup_steps=5),
+        train=TrainConfig(batch_size=16, max_steps=40, eval_every=20, eval_windows=16, log_every=5,
+                          checkpoint_every=10, progress=False, dtype="fp32"),
+        device="cpu",
+        sweep_name="test",
+        run_name="tiny",
+        runs_root=str(root / "runs"),
+    )
+    for section, overrides in sections.items():
+        for key, value in overrides.items():
+            setattr(getattr(cfg, section), key, value)
+    return cfg
+
+
 @pytest.fixture
 def tiny_config(corpus_file, tmp_path):
-    """A RunConfig for a seconds-long CPU run on the test corpus; keyword overrides per section."""
-
-    def make(**sections) -> RunConfig:
-        cfg = RunConfig(
-            model=ModelConfig(n_layer=2, d_model=32, n_head=2, n_ctx=32),
-            tokenizer=TokenizerConfig(name="byte"),
-            data=DataConfig(name="test", source="text", path=str(corpus_file), val_fraction=0.05,
-                            cache_dir=str(tmp_path / "cache")),
-            optim=OptimConfig(lr=1e-2, warmup_steps=5),
-            train=TrainConfig(batch_size=16, max_steps=40, eval_every=20, eval_windows=16, log_every=5,
-                              checkpoint_every=10, progress=False, dtype="fp32"),
-            device="cpu",
-            sweep_name="test",
-            run_name="tiny",
-            runs_root=str(tmp_path / "runs"),
-        )
-        for section, overrides in sections.items():
-            for key, value in overrides.items():
-                setattr(getattr(cfg, section), key, value)
-        return cfg
-
-    return make
+    """tiny_run_config under this test's tmp_path."""
+    return lambda **sections: tiny_run_config(corpus_file, tmp_path, **sections)
 
 
 def cli_overrides(cfg: RunConfig, run_dir: Path) -> list[str]:
@@ -88,3 +90,4 @@ def cli_overrides(cfg: RunConfig, run_dir: Path) -> list[str]:
         f"train.checkpoint_every={t.checkpoint_every}", f"train.dtype={t.dtype}", "train.progress=false",
         "device=cpu", f"hydra.run.dir={run_dir}",
     ]
+

@@ -5,17 +5,35 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import socket
 from contextlib import contextmanager
 from pathlib import Path
 
 
+class LockHeldError(Exception):
+    """Another process holds the lock; ``holder`` says which, as that process wrote it."""
+
+    def __init__(self, path: Path, holder: str):
+        super().__init__(f"{path} is held by {holder}")
+        self.path, self.holder = path, holder
+
+
 @contextmanager
-def file_lock(path: Path):
-    """Hold an exclusive fcntl lock on ``path`` (created if missing) until the block exits."""
+def file_lock(path: Path, wait: bool = True):
+    """Hold an exclusive fcntl lock on ``path`` (created if missing) until the block exits; the holder
+    writes its pid and host into the file. The kernel releases the lock when its process dies, so no
+    lock outlives its holder. ``wait=False``: raise LockHeldError at once when another process holds it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+    with open(path, "a+") as f:
         try:
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            f.seek(0)
+            raise LockHeldError(path, f.read().strip() or "another process") from None
+        try:
+            f.truncate(0)
+            f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+            f.flush()
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
@@ -35,6 +53,13 @@ def atomic_path(path: Path):
         os.replace(tmp, path)
         _fsync(path.parent)
     finally:
+        _remove(tmp)
+
+
+def remove_stale_temps(path: Path) -> None:
+    """Delete what atomic_path left beside ``path`` when its writer was killed. Only while no other
+    process can be writing ``path`` (its lock held)."""
+    for tmp in Path(path).parent.glob(f".{Path(path).name}.*.tmp"):
         _remove(tmp)
 
 

@@ -4,7 +4,8 @@ Training writes `summary.json` (a :class:`RunSummary`) and `metrics.jsonl` (one 
 per logged step) through this module; the analysis, the planner and the test fixtures read and
 build them through it. Writes are atomic (temp file, fsync, rename); reads are tolerant: a
 truncated or garbled metrics line (a killed run) is skipped and counted, and keys a reader does
-not know are kept in ``extra``.
+not know are kept in ``extra``. The process training a run holds ``run.lock`` in its folder
+(:func:`run_lock`), so two launches never write one folder.
 
 Schema versions: 1 = files written before the schema carried a version (same keys); 2 adds
 ``schema_version`` and ``hardware``.
@@ -14,16 +15,18 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from scaling_sweep.core.errors import UserError
-from scaling_sweep.core.files import atomic_path, atomic_write_text
+from scaling_sweep.core.files import LockHeldError, atomic_path, atomic_write_text, file_lock, remove_stale_temps
 
 SCHEMA_VERSION = 2
 SUMMARY_FILE = "summary.json"
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_FILE = "checkpoint.pt"
+LOCK_FILE = "run.lock"  # held by the process training the run; names it (pid, host)
 TB_DIR = "tb"
 FINISHED = ("completed", "stopped")  # "stopped": a compute or data budget, or early stopping
 UNITS = {"loss": "nats/token", "N": "non-embedding parameters", "flops": "6*N*tokens",
@@ -32,6 +35,26 @@ UNITS = {"loss": "nats/token", "N": "non-embedding parameters", "flops": "6*N*to
 
 class RunFileError(UserError, ValueError):
     """A run file that cannot be read, with the file named."""
+
+
+class RunLockedError(UserError):
+    """Another process is training this run folder."""
+
+
+@contextmanager
+def run_lock(run_dir: Path):
+    """Hold the run folder for this process, so that no second launch trains it at the same time;
+    RunLockedError, naming the holder, at once when another process holds it. Temp files of writes
+    that a kill cut short are removed."""
+    with ExitStack() as held:
+        try:
+            held.enter_context(file_lock(Path(run_dir) / LOCK_FILE, wait=False))
+        except LockHeldError as err:
+            raise RunLockedError(f"{run_dir} is being trained by {err.holder} (lock {err.path}); "
+                                 "not training it a second time") from None
+        for name in (SUMMARY_FILE, METRICS_FILE, CHECKPOINT_FILE):
+            remove_stale_temps(Path(run_dir) / name)
+        yield
 
 
 @dataclass

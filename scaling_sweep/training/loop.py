@@ -3,6 +3,7 @@ and record it (metrics.jsonl, summary.json, TensorBoard, checkpoints)."""
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -261,20 +262,29 @@ def run_loop(run: TrainingRun, state: LoopState, log: RunLog | None) -> tuple[st
 
 
 def train(cfg: RunConfig, run_dir: Path) -> RunSummary:
-    """Train (or resume, or skip) the run in run_dir; returns its summary."""
-    try:
-        previous = runfiles.read_summary(run_dir)
-    except runfiles.RunFileError:
-        previous = None  # a damaged summary is rewritten from the checkpoint's state
-    if previous is not None and (previous.finished or previous.status == "diverged"):
-        print(f"{run_dir}: already {previous.status} ({previous.stop_reason}); nothing to train")
-        return previous
+    """Train (or resume, or skip) the run in run_dir; returns its summary. The run folder is locked
+    while this process trains it: runfiles.RunLockedError at once when another process does."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    dist = distributed.setup(cfg.device)
+    with runfiles.run_lock(run_dir) if distributed.is_main_process() else contextlib.nullcontext():
+        try:
+            previous = runfiles.read_summary(run_dir)
+        except runfiles.RunFileError:
+            previous = None  # a damaged summary is rewritten from the checkpoint's state
+        if previous is not None and (previous.finished or previous.status == "diverged"):
+            print(f"{run_dir}: already {previous.status} ({previous.stop_reason}); nothing to train")
+            return previous
+        dist = distributed.setup(cfg.device)
+        try:
+            return train_session(build_run(cfg, run_dir, dist))
+        finally:
+            distributed.teardown(dist)
+
+
+def train_session(run: TrainingRun) -> RunSummary:
+    """Resume the run from its checkpoint, if any, and train it until it stops or is interrupted."""
+    state = resume(run)
+    log = RunLog(run.run_dir, state.step if state.step else None) if run.dist.is_main else None
     try:
-        run = build_run(cfg, run_dir, dist)
-        state = resume(run)
-        log = RunLog(run_dir, state.step if state.step else None) if dist.is_main else None
         try:
             status, reason = run_loop(run, state, log)
             if status != "diverged":
@@ -285,7 +295,7 @@ def train(cfg: RunConfig, run_dir: Path) -> RunSummary:
         final = summary(run, state, status, reason)
         if log:
             log.write_summary(final)
-            log.close()
         return final
     finally:
-        distributed.teardown(dist)
+        if log:
+            log.close()

@@ -1,6 +1,7 @@
 """core.runfiles: the per-run files round-trip, read tolerantly, and read as written before the schema."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import pytest
 
 from scaling_sweep.analysis.runs import read_run
 from scaling_sweep.core import runfiles
-from scaling_sweep.core.runfiles import MetricsRow, RunFileError, RunSummary
+from scaling_sweep.core.runfiles import MetricsRow, RunFileError, RunLockedError, RunSummary
 
 # A summary.json and the first metrics lines exactly as the trainer wrote them before RunSummary
 # existed (schema 1: no version field), from a demo-sweep run.
@@ -63,3 +64,15 @@ def test_absent_and_damaged_summaries(tmp_path):
 def test_rows_leave_out_what_was_not_measured():
     assert json.loads(MetricsRow(step=0, tokens=0, flops=0.0, val_loss=5.5).to_json()) == {
         "step": 0, "tokens": 0, "flops": 0.0, "val_loss": 5.5}
+
+
+def test_a_run_folder_is_held_by_one_process_at_a_time(tmp_path):
+    (tmp_path / f".{runfiles.CHECKPOINT_FILE}.99999.tmp").write_bytes(b"a write a kill cut short")
+    with runfiles.run_lock(tmp_path):
+        assert not list(tmp_path.glob(".*.tmp")), "the holder clears temp files of killed writers"
+        # flock locks belong to an open file, so a second open in this process stands for a second process
+        with pytest.raises(RunLockedError, match=f"is being trained by pid {os.getpid()} on "):
+            with runfiles.run_lock(tmp_path):
+                pass
+    with runfiles.run_lock(tmp_path):  # released when its holder is done
+        pass

@@ -9,7 +9,7 @@ import pytest
 from conftest import REPO
 
 from scaling_sweep.core.accounting import param_counts
-from scaling_sweep.core.runfiles import read_metrics, read_summary
+from scaling_sweep.core.runfiles import read_metrics, read_summary, run_lock
 from scaling_sweep.training.sweep import grid, sweep_names
 
 MODELS = ["demo/L2_d32", "demo/L2_d64", "demo/L3_d96"]
@@ -75,6 +75,19 @@ def test_a_killed_sweep_finishes_on_restart_without_training_a_run_twice(corpus_
         assert read_summary(d).status == "completed"
         steps = [r.step for r in read_metrics(d)[0]]
         assert steps == sorted(set(steps)) and steps[-1] == 60
+
+
+@pytest.mark.slow
+def test_a_run_another_process_trains_is_skipped_and_the_sweep_goes_on(corpus_file, tmp_path):
+    held = tmp_path / "runs" / "demo" / "L2_d64_h2"
+    with run_lock(held):  # this test's process stands for the one training it
+        proc = run_sweep(sweep_command(corpus_file, tmp_path))
+        out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 2, out[-3000:]
+    assert f"train: error: {held} is being trained by pid {os.getpid()} on " in out
+    assert "train: 1 run(s) of the sweep skipped: " in out and "Traceback" not in out
+    assert [read_summary(d).status for d in run_dirs(tmp_path) if d != held] == ["completed", "completed"]
+    assert not (held / "metrics.jsonl").exists()
 
 
 @pytest.mark.parametrize("name", [n for n in sweep_names() if n != "demo"])

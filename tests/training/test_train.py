@@ -6,12 +6,12 @@ import sys
 import time
 
 import pytest
-from conftest import REPO, cli_overrides
+from conftest import REPO, cli_overrides, tiny_run_config
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from scaling_sweep.core.accounting import param_counts
 from scaling_sweep.core.config import ConfigError
-from scaling_sweep.core.runfiles import read_metrics, read_summary
+from scaling_sweep.core.runfiles import LOCK_FILE, METRICS_FILE, read_metrics, read_summary
 from scaling_sweep.training.loop import train
 from scaling_sweep.training.optim import lr_at
 from scaling_sweep.training.train import validate_run
@@ -172,3 +172,77 @@ def test_compute_optimal_stop_spends_the_budget_and_says_why(tiny_config, tmp_pa
     too_big = train(tiny_config(train={"stop_at": "compute_optimal", "compute_budget": 1e9}), tmp_path / "big")
     assert too_big.stop_reason == "too_large_for_budget" and too_big.step == 0
     assert json.loads((tmp_path / "big" / "summary.json").read_text())["stop_reason"] == "too_large_for_budget"
+
+
+# ---- a second launch of a run that is training
+
+# Long enough for a second launch to meet it training.
+LONG_RUN = {"max_steps": 1000, "eval_every": 100, "eval_windows": 256, "checkpoint_every": 10, "log_every": 5}
+
+
+@pytest.fixture(scope="module")
+def long_run(corpus_file, tmp_path_factory):
+    """The command line of LONG_RUN for a run folder, and the metrics of the run uninterrupted."""
+    root = tmp_path_factory.mktemp("long_run")
+    cfg = tiny_run_config(corpus_file, root, train=LONG_RUN)
+    straight = run_cli(cli_overrides(cfg, root / "straight"))
+    assert straight.wait(timeout=600) == 0, straight.stderr.read()
+    return (lambda run_dir: cli_overrides(cfg, run_dir)), read_metrics(root / "straight")[0]
+
+
+def trained(rows) -> list[tuple]:
+    """What training computed at each logged step (not the timings)."""
+    return [(r.step, r.tokens, r.lr, r.train_loss, r.val_loss, r.grad_norm) for r in rows]
+
+
+class Launch:
+    """One launch of a run in a subprocess, watched from outside."""
+
+    def __init__(self, args: list[str], run_dir):
+        self.run_dir, self.metrics = run_dir, run_dir / METRICS_FILE
+        self.stale_inode = self.metrics.stat().st_ino if self.metrics.exists() else None
+        self.proc = run_cli(args)
+
+    def wait_for(self, condition, timeout: float = 300) -> None:
+        deadline = time.time() + timeout
+        while not condition():
+            assert self.proc.poll() is None, f"ended before the moment came: {self.proc.stderr.read()}"
+            assert time.time() < deadline, "the moment never came"
+            time.sleep(0.002)
+
+    def step(self) -> int:
+        """The last step this launch logged; -1 until it has cut metrics.jsonl back to its checkpoint
+        (an atomic rewrite: a new inode) and so might still show the steps of the launch before."""
+        try:
+            if self.metrics.stat().st_ino == self.stale_inode:
+                return -1
+            with open(self.metrics, "rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - 2000))
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            return -1
+        for line in reversed(lines):
+            try:
+                return json.loads(line)["step"]
+            except (ValueError, KeyError):  # a line being written, or the cut first line of the tail
+                continue
+        return -1
+
+
+@pytest.mark.slow
+def test_a_second_launch_of_a_training_run_exits_at_once(long_run, tmp_path):
+    args, reference = long_run
+    run_dir = tmp_path / "run"
+    first = Launch(args(run_dir), run_dir)
+    first.wait_for(lambda: first.step() >= 20)
+    first.proc.send_signal(signal.SIGSTOP)  # it holds the run folder however long the second takes to start
+    try:
+        second = run_cli(args(run_dir))
+        assert second.wait(timeout=120) == 2
+    finally:
+        first.proc.send_signal(signal.SIGCONT)
+    stderr = second.stderr.read().strip()
+    assert stderr == (f"train: error: {run_dir} is being trained by pid {first.proc.pid} on {os.uname().nodename} "
+                      f"(lock {run_dir / LOCK_FILE}); not training it a second time")
+    assert first.proc.wait(timeout=600) == 0, first.proc.stderr.read()
+    assert trained(read_metrics(run_dir)[0]) == trained(reference)
