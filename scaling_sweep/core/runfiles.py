@@ -26,6 +26,7 @@ SCHEMA_VERSION = 2
 SUMMARY_FILE = "summary.json"
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_FILE = "checkpoint.pt"
+PREVIOUS_CHECKPOINT_FILE = "checkpoint.prev.pt"  # the one before: a damaged checkpoint.pt costs one interval
 LOCK_FILE = "run.lock"  # held by the process training the run; names it (pid, host)
 TB_DIR = "tb"
 FINISHED = ("completed", "stopped")  # "stopped": a compute or data budget, or early stopping

@@ -18,7 +18,7 @@ from scaling_sweep.core.runfiles import MetricsRow, RunSummary
 from scaling_sweep.data.sampler import BatchSampler, validation_batches
 from scaling_sweep.data.tokens import prepare_tokens
 from scaling_sweep.training import distributed, hardware
-from scaling_sweep.training.checkpoint import load_checkpoint, save_checkpoint
+from scaling_sweep.training.checkpoint import read_checkpoint, restore, save_checkpoint
 from scaling_sweep.training.optim import lr_at
 from scaling_sweep.training.step import TrainingStep, autocast, build_training_step
 from scaling_sweep.training.tracking import RunLog
@@ -112,9 +112,9 @@ def checkpoint(run: TrainingRun, state: LoopState) -> None:
         save_checkpoint(run.run_dir, run.cfg, run.step_fn, run.sampler, state)
 
 
-def resume(run: TrainingRun) -> LoopState:
-    saved = load_checkpoint(run.run_dir, run.cfg, run.step_fn, run.sampler, run.device)
-    return LoopState(**saved) if saved is not None else LoopState()
+def resume(run: TrainingRun, saved: dict | None) -> LoopState:
+    """The loop state to go on from: a checkpoint's (its model, optimizer, RNG and sampler restored), or a new one."""
+    return LoopState(**restore(saved, run.step_fn, run.sampler)) if saved is not None else LoopState()
 
 
 @torch.no_grad()
@@ -275,14 +275,15 @@ def train(cfg: RunConfig, run_dir: Path) -> RunSummary:
             return previous
         dist = distributed.setup(cfg.device)
         try:
-            return train_session(build_run(cfg, run_dir, dist))
+            saved = read_checkpoint(run_dir, cfg, dist.device, set_aside=dist.is_main)
+            return train_session(build_run(cfg, run_dir, dist), saved)
         finally:
             distributed.teardown(dist)
 
 
-def train_session(run: TrainingRun) -> RunSummary:
-    """Resume the run from its checkpoint, if any, and train it until it stops or is interrupted."""
-    state = resume(run)
+def train_session(run: TrainingRun, saved: dict | None) -> RunSummary:
+    """Resume the run from its checkpoint's state, if any, and train it until it stops or is interrupted."""
+    state = resume(run, saved)
     log = RunLog(run.run_dir, state.step if state.step else None) if run.dist.is_main else None
     try:
         try:

@@ -1,17 +1,19 @@
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
-from conftest import REPO, cli_overrides, tiny_run_config
+import torch
+from conftest import REPO, RunsCode, cli_overrides, tiny_run_config
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from scaling_sweep.core.accounting import param_counts
 from scaling_sweep.core.config import ConfigError
-from scaling_sweep.core.runfiles import LOCK_FILE, METRICS_FILE, read_metrics, read_summary
+from scaling_sweep.core.runfiles import CHECKPOINT_FILE, LOCK_FILE, METRICS_FILE, read_metrics, read_summary
 from scaling_sweep.training.loop import train
 from scaling_sweep.training.optim import lr_at
 from scaling_sweep.training.train import validate_run
@@ -58,34 +60,6 @@ def test_a_finished_run_is_not_trained_again(tiny_config, tmp_path):
     assert (tmp_path / "metrics.jsonl").read_text() == before
 
 
-@pytest.mark.slow
-def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_config, tmp_path):
-    cfg = tiny_config(train={"max_steps": 200, "eval_every": 50, "checkpoint_every": 10, "log_every": 5})
-    straight = run_cli(cli_overrides(cfg, tmp_path / "straight"))
-    assert straight.wait(timeout=300) == 0, straight.stderr.read()
-
-    killed_dir = tmp_path / "killed"
-    victim = run_cli(cli_overrides(cfg, killed_dir))
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        rows = read_metrics(killed_dir)[0]
-        if rows and rows[-1].step >= 65 and (killed_dir / "checkpoint.pt").exists():
-            break
-        time.sleep(0.02)
-    victim.send_signal(signal.SIGKILL)
-    victim.wait()
-    assert json.loads((killed_dir / "summary.json").read_text())["status"] == "running"
-
-    resumed = run_cli(cli_overrides(cfg, killed_dir))
-    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
-    final = read_summary(killed_dir)
-    reference = read_summary(tmp_path / "straight")
-    assert final.status == "completed"
-    assert final.final_val_loss == pytest.approx(reference.final_val_loss, abs=1e-5)
-    steps = [r.step for r in read_metrics(killed_dir)[0]]
-    assert steps == sorted(set(steps)), "resumed run logged some steps twice"
-
-
 def test_non_finite_loss_marks_the_run_diverged(tiny_config, tmp_path):
     cfg = tiny_config(optim={"lr": 1e6, "grad_clip": 0.0, "warmup_steps": 0})
     final = train(cfg, tmp_path)
@@ -119,13 +93,39 @@ def test_bad_config_names_its_key(tiny_config, section, key, value, named):
         validate_run(cfg)
 
 
+def hub_dataset(args: list[str], run_dir) -> list[str]:
+    """The same run on a hub dataset that cannot resolve (offline, as every test runs)."""
+    return [a for a in args if not a.startswith(("data=", "data.path="))] + ["data=hub", "data.path=no/such_dataset"]
+
+
+def unreadable_checkpoint(args: list[str], run_dir) -> list[str]:
+    run_dir.mkdir()
+    (run_dir / CHECKPOINT_FILE).write_bytes(b"PK\x03\x04 cut short")
+    return args
+
+
+def checkpoint_that_runs_code(args: list[str], run_dir) -> list[str]:
+    run_dir.mkdir()
+    torch.save({"model": RunsCode(run_dir / "code_ran")}, run_dir / CHECKPOINT_FILE)
+    return args
+
+
 @pytest.mark.slow
-def test_bad_input_on_the_command_line_is_one_line(tiny_config, tmp_path):
-    cfg = tiny_config()
-    proc = run_cli(cli_overrides(cfg, tmp_path / "bad") + ["model.d_model=31"])
+@pytest.mark.parametrize("make_bad,says", [
+    (lambda args, run_dir: args + ["model.d_model=31"], "model.d_model=31"),
+    (hub_dataset, "cannot load data.path='no/such_dataset' from the Hugging Face hub"),
+    (unreadable_checkpoint, "checkpoint.pt: unreadable"),
+    (checkpoint_that_runs_code, "checkpoint.pt: refused: it holds a pickled posix.system"),
+], ids=["bad value", "unreachable hub dataset", "unreadable checkpoint", "checkpoint that runs code"])
+def test_bad_input_on_the_command_line_is_one_line(tiny_config, tmp_path, make_bad, says):
+    run_dir = tmp_path / "bad"
+    proc = run_cli(make_bad(cli_overrides(tiny_config(), run_dir), run_dir))
     assert proc.wait(timeout=120) == 2
     stderr = proc.stderr.read().strip()
-    assert "Traceback" not in stderr and len(stderr.splitlines()) == 1 and "model.d_model" in stderr
+    assert "Traceback" not in stderr and len(stderr.splitlines()) == 1 and says in stderr, stderr
+    assert stderr.startswith("train: error: ")
+    assert not (run_dir / "code_ran").exists()
+    assert not (run_dir / METRICS_FILE).exists(), "nothing was trained"
 
 
 def test_schedule_warms_up_then_decays_to_the_floor(tiny_config):
@@ -174,9 +174,9 @@ def test_compute_optimal_stop_spends_the_budget_and_says_why(tiny_config, tmp_pa
     assert json.loads((tmp_path / "big" / "summary.json").read_text())["stop_reason"] == "too_large_for_budget"
 
 
-# ---- a second launch of a run that is training
+# ---- faults: kills at any moment, a second launch, a damaged checkpoint
 
-# Long enough for a second launch to meet it training.
+# Long enough to be killed at many moments; evaluations of 256 windows take about a third of their interval.
 LONG_RUN = {"max_steps": 1000, "eval_every": 100, "eval_windows": 256, "checkpoint_every": 10, "log_every": 5}
 
 
@@ -196,7 +196,7 @@ def trained(rows) -> list[tuple]:
 
 
 class Launch:
-    """One launch of a run in a subprocess, watched from outside."""
+    """One launch of a run in a subprocess, watched from outside to be killed at a chosen moment."""
 
     def __init__(self, args: list[str], run_dir):
         self.run_dir, self.metrics = run_dir, run_dir / METRICS_FILE
@@ -206,9 +206,13 @@ class Launch:
     def wait_for(self, condition, timeout: float = 300) -> None:
         deadline = time.time() + timeout
         while not condition():
-            assert self.proc.poll() is None, f"ended before the moment came: {self.proc.stderr.read()}"
-            assert time.time() < deadline, "the moment never came"
+            assert self.proc.poll() is None, f"ended before the moment to kill it: {self.proc.stderr.read()}"
+            assert time.time() < deadline, "the moment to kill it never came"
             time.sleep(0.002)
+
+    def holds_the_lock(self) -> bool:
+        lock = self.run_dir / LOCK_FILE
+        return lock.exists() and lock.read_text().startswith(f"pid {self.proc.pid} ")
 
     def step(self) -> int:
         """The last step this launch logged; -1 until it has cut metrics.jsonl back to its checkpoint
@@ -228,6 +232,60 @@ class Launch:
                 continue
         return -1
 
+    def writing_checkpoint(self) -> bool:
+        return (self.run_dir / f".{CHECKPOINT_FILE}.{self.proc.pid}.tmp").exists()
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+
+def kill_at_a_random_step(launch: Launch, rng: random.Random) -> None:
+    launch.wait_for(lambda: launch.step() >= 0)
+    target = launch.step() + rng.randrange(10, 150)
+    launch.wait_for(lambda: launch.step() >= target)
+    time.sleep(rng.uniform(0, 0.03))
+
+
+def kill_writing_a_checkpoint(launch: Launch, rng: random.Random) -> None:
+    launch.wait_for(launch.writing_checkpoint)
+
+
+def kill_evaluating(launch: Launch, rng: random.Random) -> None:
+    """In the last logging interval before an evaluation, which the evaluation ends."""
+    eval_every, log_every = LONG_RUN["eval_every"], LONG_RUN["log_every"]
+    launch.wait_for(lambda: launch.step() > 0 and launch.step() % eval_every == eval_every - log_every)
+    time.sleep(rng.uniform(0, 0.05))
+
+
+def kill_resuming(launch: Launch, rng: random.Random) -> None:
+    """Once it holds the run folder: loading the checkpoint, cutting metrics.jsonl, rebuilding TensorBoard."""
+    launch.wait_for(launch.holds_the_lock)
+    time.sleep(rng.uniform(0, 0.3))
+
+
+@pytest.mark.slow
+def test_sigkills_at_random_moments_end_as_an_uninterrupted_run(long_run, tmp_path):
+    args, reference = long_run
+    run_dir = tmp_path / "killed"
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    for kill_when in (kill_at_a_random_step, kill_writing_a_checkpoint, kill_resuming, kill_evaluating,
+                      kill_at_a_random_step):
+        launch = Launch(args(run_dir), run_dir)
+        kill_when(launch, rng)
+        launch.kill()
+        assert read_summary(run_dir) is None or read_summary(run_dir).status == "running", seed
+
+    resumed = run_cli(args(run_dir))
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
+    assert trained(read_metrics(run_dir)[0]) == trained(reference), f"random seed {seed}"
+    assert read_summary(run_dir).status == "completed"
+    assert not list(run_dir.glob(".*.tmp")), "temp files of the killed writes were left behind"
+    events = EventAccumulator(str(run_dir / "tb"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("loss/val")] == [r.step for r in reference if r.val_loss is not None]
+
 
 @pytest.mark.slow
 def test_a_second_launch_of_a_training_run_exits_at_once(long_run, tmp_path):
@@ -245,4 +303,24 @@ def test_a_second_launch_of_a_training_run_exits_at_once(long_run, tmp_path):
     assert stderr == (f"train: error: {run_dir} is being trained by pid {first.proc.pid} on {os.uname().nodename} "
                       f"(lock {run_dir / LOCK_FILE}); not training it a second time")
     assert first.proc.wait(timeout=600) == 0, first.proc.stderr.read()
+    assert trained(read_metrics(run_dir)[0]) == trained(reference)
+
+
+@pytest.mark.slow
+def test_a_truncated_checkpoint_costs_one_interval_and_nothing_else(long_run, tmp_path):
+    args, reference = long_run
+    run_dir = tmp_path / "run"
+    victim = Launch(args(run_dir), run_dir)
+    victim.wait_for(lambda: victim.step() >= 200)
+    victim.kill()
+    latest = run_dir / CHECKPOINT_FILE
+    with open(latest, "r+b") as f:
+        f.truncate(latest.stat().st_size // 3)
+
+    relaunch = run_cli(args(run_dir))
+    assert relaunch.wait(timeout=600) == 0
+    warning = relaunch.stderr.read().strip()
+    assert len(warning.splitlines()) == 1 and "set aside as checkpoint.pt.unreadable-" in warning, warning
+    assert "resuming from checkpoint.prev.pt at step" in warning
+    assert read_summary(run_dir).final_val_loss == reference[-1].val_loss
     assert trained(read_metrics(run_dir)[0]) == trained(reference)
