@@ -4,8 +4,9 @@
     python -m scaling_sweep.analyze --points table.csv      # columns N, loss, and D or C
     python -m scaling_sweep.analyze --points table.csv --json
 
-Conventions: loss in nats/token of the runs' tokenizer; N = non-embedding parameters;
-D = training tokens; C = 6·N·D FLOPs; 95% bootstrap intervals.
+Conventions: loss in nats/token of the runs' tokenizer; D = training tokens; N and C in the
+headline convention (--params non_embedding|total, --compute 6N|exact; default non-embedding N
+and C = 6·N·D), and under all four in fits.json's by_convention; 95% bootstrap intervals.
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from scaling_sweep.analysis import fit, points, report
+from scaling_sweep.analysis import conventions, fit, points, report
+from scaling_sweep.analysis.conventions import HEADLINE, Convention
 from scaling_sweep.analysis.fit import Fit, FitError
 from scaling_sweep.analysis.runs import Run, SweepError, check_one_setting, read_sweep
 from scaling_sweep.core import laws
 from scaling_sweep.core.errors import entry_point
 
-CONVENTION = {"loss": "nats/token", "N": "non-embedding parameters", "D": "training tokens",
-              "C": "FLOPs = 6*N*D", "B": "tokens per batch", "S": "optimizer steps"}
+UNITS = {"loss": "nats/token", "D": "training tokens", "B": "tokens per batch", "S": "optimizer steps"}
 
 # What a sweep needs for each law, for the line that says why one was skipped
 NEEDS = {
@@ -42,8 +43,25 @@ NEEDS = {
                    "or runs stopped at train.compute_budget"),
     "N_opt": "3 or more IsoFLOP profiles whose parabolas have their minimum inside the sizes sampled",
     "D_opt": "3 or more IsoFLOP profiles whose parabolas have their minimum inside the sizes sampled",
+    "L_C": "learning curves of 3 or more finished runs",
     "N_opt_frontier": "3 or more model sizes on the compute-efficient frontier",
+    "S_min_frontier": "3 or more model sizes on the compute-efficient frontier and a B_crit fit",
+    "B_frontier": "3 or more model sizes on the compute-efficient frontier and a B_crit fit",
 }
+
+
+# The inputs of each law, in the order the fitters take them (for the fitted range in fits.json)
+INPUTS = {"L_N": "N", "L_D": "D", "L_ND": "ND", "L_NS": "NS", "chinchilla": "ND", "L_C": "C", "L_Cmin": "C",
+          "N_opt": "C", "D_opt": "C", "N_opt_frontier": "C", "S_min_frontier": "C", "B_frontier": "C"}
+
+
+def _fit_range(key: str, inputs) -> dict:
+    """[lowest, highest] of each input a law was fitted on (and of C = 6·N·D for N and D), the range
+    the planner warns about extrapolating past."""
+    named = dict(zip(INPUTS[key.removesuffix("_floor")], (np.asarray(x, float) for x in inputs)))
+    if {"N", "D"} <= named.keys():
+        named["C"] = 6.0 * named["N"] * named["D"]
+    return {name: [float(np.nanmin(x)), float(np.nanmax(x))] for name, x in named.items() if len(x)}
 
 
 # The held-out Chinchilla refit starts from every 5th point of the 4500-start grid: it
@@ -64,10 +82,13 @@ class Analysis:
     data: dict = field(default_factory=dict)  # points behind each fit, for the figures
     runs: list[Run] = field(default_factory=list)  # runs used
     excluded: list[tuple[str, str]] = field(default_factory=list)  # (run, why)
+    convention: Convention = HEADLINE  # of N and C in every fit
+    by_convention: dict[str, Analysis] = field(default_factory=dict)  # convention key -> its fits
 
-    def attempt(self, key: str, make, held_out=None, points: str = "") -> Fit | None:
+    def attempt(self, key: str, make, held_out=None, points: str = "", data=None, rolling=None) -> Fit | None:
         """Run one fit; a FitError becomes a line in `skipped`. held_out() -> dict or FitError;
-        points says what the fitted points are."""
+        points says what the fitted points are; data = (inputs, observed) gives the goodness of
+        fit, and with it rolling (a fitter for fit.rolling_check) the rolling prediction check."""
         try:
             result = make()
         except FitError as err:
@@ -79,22 +100,35 @@ class Analysis:
                 result.extra["held_out"] = held_out()
             except FitError as err:
                 result.extra["held_out"] = {"skipped": str(err)}
+        if data is not None:
+            result.extra["fit_range"] = _fit_range(key, data[0])
+            result.extra["goodness"] = fit.goodness(result, *data)
+            if rolling is not None:
+                result.extra["rolling"] = fit.rolling_check(rolling, *data)
         self.fits[key] = result
         return result
+
+    def units(self) -> dict:
+        if "points_file" in self.setting:  # external points come in the convention of their source
+            return {**UNITS, "N": "parameters as the points file counts them",
+                    "C": "FLOPs as the points file gives them (C = 6·N·D where it gives D)"}
+        return {**UNITS, **self.convention.describe()}
 
     def to_json(self) -> dict:
         laws_out = {}
         for key, law_fit in self.fits.items():
             form, reference = report.law_form(law_fit)
             laws_out[key] = {"form": form, "reference": reference, **law_fit.to_dict(),
-                             "convention": CONVENTION, **self.setting}
+                             "convention": self.units(), **self.setting}
         return laws_out
 
 
 # ---------------------------------------------------------------- fits on a sweep
 
 
-def analyze_sweep(sweep_dir, allow_mixed: bool = False) -> Analysis:
+def analyze_sweep(sweep_dir, allow_mixed: bool = False, convention: Convention = HEADLINE) -> Analysis:
+    """Every law the sweep has data for, in the headline convention, and the headline exponents
+    under all four conventions (by_convention)."""
     sweep = read_sweep(sweep_dir)
     usable = sweep.usable()
     progress(f"{sweep.name}: {len(sweep.runs)} runs, {len(usable)} finished and usable")
@@ -103,16 +137,44 @@ def analyze_sweep(sweep_dir, allow_mixed: bool = False) -> Analysis:
         raise SweepError(f"{sweep.path}: {len(usable)} finished runs, a fit needs at least 3 "
                          f"(not usable: {reasons})")
     setting = check_one_setting(usable, allow_mixed)
-    result = Analysis(sweep.name, setting, runs=usable, excluded=sweep.excluded())
-    full_data = [r for r in usable if r.summary.max_unique_tokens is None]
-    final = points.final_points(usable)
-    result.data["final"] = final
-    result.data["size_runs"] = points.final_points(points.at_modal_batch(full_data))
-    _fit_size_and_data(result, final, result.data["size_runs"])
-    _fit_compute(result, full_data)
+    result = Analysis(sweep.name, setting, runs=usable, excluded=sweep.excluded(), convention=convention)
+    _fit_everything(result, [convention.apply(r) for r in usable])
+    for other in conventions.ALL:
+        progress(f"convention {other.key}")
+        result.by_convention[other.key] = result if other == convention else _convention_fits(result, other)
+    return result
+
+
+def _fit_everything(result: Analysis, runs: list[Run]) -> None:
+    full_data = [r for r in runs if r.summary.max_unique_tokens is None]
+    size_runs = points.at_modal_batch(full_data)
+    result.data["final"] = points.final_points(runs)
+    result.data["size_runs"] = points.final_points(size_runs)
+    _fit_size_and_data(result, runs, size_runs)
     B_crit = _fit_batch(result, full_data)
+    _fit_compute(result, full_data, B_crit)
     _fit_steps(result, full_data, B_crit)
     _fit_isoflops(result, *points.isoflop_profiles(full_data))
+
+
+def _convention_fits(headline: Analysis, convention: Convention) -> Analysis:
+    """The laws whose exponents move with the counting convention (L(N), the compute frontier,
+    N_opt, Chinchilla's approach 3), refitted with the runs' N and FLOPs in `convention`."""
+    result = Analysis(headline.name, headline.setting, runs=headline.runs, convention=convention)
+    missing = [f"{r.name}: {why}" for r in headline.runs if (why := convention.missing(r))]
+    if missing:
+        result.skipped["all"] = f"runs lack what this convention needs: {'; '.join(missing[:3])}"
+        return result
+    runs = [convention.apply(r) for r in headline.runs]
+    full_data = [r for r in runs if r.summary.max_unique_tokens is None]
+    size_runs = points.final_points(points.at_modal_batch(full_data))
+    N, loss = points.lowest_per_value(size_runs["N"], size_runs["loss"])
+    result.attempt("L_N", lambda: fit.fit_power_law(N, loss, "N"), points="as in the headline convention",
+                   data=([N], loss))
+    _fit_compute(result, full_data, headline.fits.get("B_crit"), with_floor=False)
+    profiles, source = points.isoflop_profiles(full_data)
+    _fit_approach_2(result, profiles, source)
+    _fit_approach_3(result, profiles, source, starts=fit.CHINCHILLA_GRID[::5], held_out=False)
     return result
 
 
@@ -122,17 +184,24 @@ def _power_law_pair(result: Analysis, key: str, x, loss, var: str, points_note: 
     for floor, suffix in ((False, ""), (True, "_floor")):
         fitter = partial(fit.fit_power_law, var=var, floor=floor)
         result.attempt(key + suffix, lambda: fitter(x, loss),
-                       lambda: fit.held_out_check(fitter, [x], loss), points_note)
+                       lambda: fit.held_out_check(fitter, [x], loss), points_note, data=([x], loss), rolling=fitter)
 
 
-def _fit_size_and_data(result: Analysis, final: dict, size_runs: dict) -> None:
+def _fit_size_and_data(result: Analysis, runs: list[Run], size_runs: list[Run]) -> None:
     """L(N) on the full-data runs at the common batch size (the best shape per N); L(D) on the
-    data-limited runs of the largest model; L(N, D) on every run."""
-    N, loss = points.lowest_per_value(size_runs["N"], size_runs["loss"])
+    data-limited runs of the largest model; L(N, D) on every run. Both laws are of early-stopped
+    (converged) losses, so runs that were still improving at their end, and data-limited runs
+    that never early-stopped, are named in a warning."""
+    final, sizes = result.data["final"], result.data["size_runs"]
+    N, loss = points.lowest_per_value(sizes["N"], sizes["loss"])
     result.data["L_N"] = {"N": N, "loss": loss}
     progress(f"L(N): {len(N)} model sizes")
     _power_law_pair(result, "L_N", N, loss, "N", "lowest early-stopped (best validation) loss per N of "
                     "the full-data runs at the most common batch size")
+    improving = [r.name for r in size_runs if points.still_improving(r)]
+    _warn(result, ("L_N", "L_N_floor"), improving, "still improving at their end (validation loss fell by more "
+          f"than {points.IMPROVING:.0%} over the last {points.TAIL:.0%} of training), so L(N) of converged models "
+          "lies below these points")
     limited = final["data_limited"]
     if limited.any():
         largest = limited & (final["N"] == final["N"][limited].max())
@@ -143,28 +212,54 @@ def _fit_size_and_data(result: Analysis, final: dict, size_runs: dict) -> None:
         progress(f"L(N, D): {limited.sum()} data-limited runs")
         result.attempt("L_ND", lambda: fit.fit_kaplan_nd(final["N"], final["D"], final["loss"]),
                        lambda: fit.held_out_check(fit.fit_kaplan_nd, [final["N"], final["D"]], final["loss"]),
-                       "early-stopped loss of every finished run; D = its unique training tokens")
+                       "early-stopped loss of every finished run; D = its unique training tokens",
+                       data=([final["N"], final["D"]], final["loss"]), rolling=fit.fit_kaplan_nd)
+        not_stopped = [r.name for r in runs
+                       if r.summary.max_unique_tokens is not None and r.summary.stop_reason != "early_stop"]
+        _warn(result, ("L_D", "L_D_floor", "L_ND"), not_stopped, "data-limited but never early-stopped "
+              "(Kaplan's L(D) is of early-stopped runs: train.early_stop_patience), so their loss may not be "
+              "the lowest their data allows")
     else:
         for key in ("L_D", "L_ND"):
             result.skipped[key] = f"no data-limited runs; needs {NEEDS[key]}"
 
 
-def _fit_compute(result: Analysis, runs: list[Run]) -> None:
-    frontier = points.envelope(runs)
-    result.data["envelope"] = frontier
-    progress(f"L(C): envelope of {len(runs)} learning curves")
-    if len(runs) < 3:
-        frontier = {k: v[:0] for k, v in frontier.items()}
-    for floor, suffix in ((False, ""), (True, "_floor")):
-        result.attempt("L_Cmin" + suffix, lambda: fit.fit_power_law(frontier["C"], frontier["loss"], "C", floor),
-                       points="envelope of the learning curves, the lowest loss reached by each C; C = "
-                              "6N·tokens at each run's own batch size (not converted to C_min)")
-    if len(np.unique(frontier["N"])) >= 3:
-        result.attempt("N_opt_frontier", lambda: fit.fit_allocation(frontier["C"], frontier["N"]),
-                       points="N of the run on the envelope at each C")
+def _warn(result: Analysis, keys: tuple[str, ...], run_names: list[str], why: str) -> None:
+    if not run_names:
+        return
+    listed = ", ".join(run_names[:5]) + (f" and {len(run_names) - 5} more" if len(run_names) > 5 else "")
+    for key in keys:
+        if key in result.fits:
+            result.fits[key].warn(f"{len(run_names)} runs {why}: {listed}")
+
+
+def _fit_compute(result: Analysis, runs: list[Run], B_crit: Fit | None, with_floor: bool = True) -> None:
+    """Kaplan's compute laws on the frontier of the learning curves: with a B_crit fit, L(C_min)
+    (eq. 1.3) and the compute-efficient N, S_min and B against C_min (eq. 1.7, fig. 14); without
+    one, L(C) at the runs' own fixed batch (eq. 3.3), which is not C_min."""
+    front = points.frontier(runs, B_crit)
+    result.data["frontier"] = front
+    law = "L_Cmin" if B_crit is not None else "L_C"
+    progress(f"{law}: {len(front['C'])} frontier points of {len(runs)} learning curves")
+    if B_crit is not None:
+        where = "C_min = C/(1 + B/B_crit(L)) (eq. 5.5) with the fitted B_crit"
     else:
-        result.skipped["N_opt_frontier"] = (f"{len(np.unique(frontier['N']))} sizes on the frontier; "
-                                            f"needs {NEEDS['N_opt_frontier']}")
+        where = "C = FLOPs at each run's own batch size (no B_crit fit: not converted to C_min)"
+    note = f"learning-curve points on the compute frontier (lowest loss yet at their compute); {where}"
+    runs_on = np.unique(front["run"]) if len(front["run"]) else []
+    if len(runs_on) < 3:
+        front = {k: v[:0] for k, v in front.items()}  # a frontier of one or two runs is no scaling law
+    for floor, suffix in ((False, ""), (True, "_floor"))[: 2 if with_floor else 1]:
+        result.attempt(law + suffix, lambda: fit.fit_power_law(front["C"], front["loss"], "C", floor,
+                                                                groups=front["run"], law=law),
+                       points=note, data=([front["C"]], front["loss"]))
+    frontier_laws = [("N_opt_frontier", "N")] + ([("S_min_frontier", "S"), ("B_frontier", "B")] if B_crit else [])
+    for key, column in frontier_laws:
+        if len(np.unique(front["N"])) < 3:
+            result.skipped[key] = f"{len(np.unique(front['N']))} sizes on the frontier; needs {NEEDS[key]}"
+            continue
+        result.attempt(key, lambda: fit.fit_allocation(front["C"], front[column], key, groups=front["run"]),
+                       points=f"{column} of each frontier point; {where}", data=([front["C"]], front[column]))
 
 
 def _fit_batch(result: Analysis, runs: list[Run]) -> Fit | None:
@@ -191,22 +286,33 @@ def _fit_steps(result: Analysis, runs: list[Run], B_crit: Fit | None) -> None:
                              "(no B_crit fit to convert to S_min)")
     result.data["steps"] = pts
     progress(f"L(N, S): {len(pts['S'])} points from {len(runs)} runs")
-    result.attempt("L_NS", lambda: fit.fit_kaplan_ns(pts["N"], pts["S_min"], pts["loss"]),
+    result.attempt("L_NS", lambda: fit.fit_kaplan_ns(pts["N"], pts["S_min"], pts["loss"], groups=pts["run"]),
                    lambda: fit.held_out_check(fit.fit_kaplan_ns, [pts["N"], pts["S_min"]], pts["loss"]),
-                   f"loss of each run at log-spaced steps; {pts['steps_note']}")
+                   points=f"loss of each run at log-spaced steps; {pts['steps_note']}",
+                   data=([pts["N"], pts["S_min"]], pts["loss"]), rolling=fit.fit_kaplan_ns)
 
 
 def _fit_isoflops(result: Analysis, profiles: list[dict], source: str) -> None:
-    """Chinchilla approaches 2 and 3 (E + A/N^alpha + B/D^beta on every profile point)."""
+    """Chinchilla approaches 2 and 3."""
     _fit_approach_2(result, profiles, source)
-    if profiles:
-        N, D, loss = (np.concatenate([p[k] for p in profiles]) for k in ("N", "D", "loss"))
-    else:
-        N = D = loss = np.array([])
-    progress(f"Chinchilla approach 3: {len(fit.CHINCHILLA_GRID)} L-BFGS starts on {len(loss)} points")
-    result.attempt("chinchilla", lambda: fit.fit_chinchilla(N, D, loss),
-                   lambda: fit.held_out_check(HELD_OUT_CHINCHILLA, [N, D], loss),
-                   f"every point of the IsoFLOP profiles, D = C/(6N): {source}")
+    _fit_approach_3(result, profiles, source)
+
+
+def _fit_approach_3(result: Analysis, profiles: list[dict], source: str, starts=fit.CHINCHILLA_GRID,
+                    held_out: bool = True) -> None:
+    """E + A/N^alpha + B/D^beta on every profile point, resampled by the run each point comes from."""
+    columns = ("N", "D", "loss", "run")
+    N, D, loss, run = (np.concatenate([p[k] for p in profiles]) if profiles else np.array([]) for k in columns)
+    progress(f"Chinchilla approach 3: {len(starts)} L-BFGS starts on {len(loss)} points")
+    result.attempt("chinchilla", lambda: fit.fit_chinchilla(N, D, loss, starts=starts, groups=run),
+                   (lambda: fit.held_out_check(HELD_OUT_CHINCHILLA, [N, D], loss)) if held_out else None,
+                   f"every point of the IsoFLOP profiles, D = C/(6N): {source}", data=([N, D], loss),
+                   rolling=HELD_OUT_CHINCHILLA if held_out else None)
+
+
+def _optima_at(all_C, all_variances, key, C, values, n_boot=0):
+    """fit_optima on a subset of the budgets (the rolling check), each with its own variance."""
+    return fit.fit_optima(C, values, all_variances[np.searchsorted(all_C, C)], name=key, n_boot=n_boot)
 
 
 def _fit_approach_2(result: Analysis, profiles: list[dict], source: str) -> None:
@@ -219,7 +325,8 @@ def _fit_approach_2(result: Analysis, profiles: list[dict], source: str) -> None
     variances = points.optimum_variances(minima) if minima else np.array([])
     for key in ("N_opt", "D_opt"):
         values = np.array([m[key] for m in minima])
-        result.attempt(key, lambda: fit.fit_optima(C, values, variances, name=key),
+        result.attempt(key, lambda: fit.fit_optima(C, values, variances, name=key), data=([C], values),
+                       rolling=partial(_optima_at, C, variances, key),
                        points=f"optimum of each IsoFLOP profile, a parabola of log-loss in log N over its points "
                               f"within {points.NEAR_MINIMUM:.0%} of its lowest loss: {source}")
 
@@ -278,9 +385,9 @@ def analyze_points(path, drop_highest_loss: int = 0) -> Analysis:
     note = f"external points from {path}"
     cases = np.arange(len(loss))  # each point resampled as a whole (Besiroglu et al. 2024's bootstrap)
     result.attempt("chinchilla", lambda: fit.fit_chinchilla(N, D, loss, groups=cases),
-                   lambda: fit.held_out_check(HELD_OUT_CHINCHILLA, [N, D], loss), note)
+                   lambda: fit.held_out_check(HELD_OUT_CHINCHILLA, [N, D], loss), note, data=([N, D], loss))
     result.attempt("L_ND", lambda: fit.fit_kaplan_nd(N, D, loss, groups=cases),
-                   lambda: fit.held_out_check(fit.fit_kaplan_nd, [N, D], loss), note)
+                   lambda: fit.held_out_check(fit.fit_kaplan_nd, [N, D], loss), note, data=([N, D], loss))
     profiles = points.budget_profiles(table["C"], table["N"], table["loss"])
     _fit_approach_2(result, profiles, "external points grouped by compute budget")
     return result
@@ -294,13 +401,15 @@ def fits_json(result: Analysis) -> dict:
         "schema_version": laws.FITS_SCHEMA_VERSION,
         "sweep": result.name,
         **result.setting,
-        "convention": CONVENTION,
-        "ci": {"level": fit.CI_LEVEL, "method": "smoothed residual bootstrap, bias-corrected percentiles "
-                                               "widened to the t quantile with n - p degrees of freedom"},
+        "convention": result.units(),
+        "ci": {"level": fit.CI_LEVEL, "method": "bootstrap of what is independent (each law's ci_method), "
+                                               "bias-corrected percentiles widened to the t quantile"},
         "runs": {"used": [r.name for r in result.runs],
                  "excluded": [{"run": n, "reason": why} for n, why in result.excluded]},
         "laws": result.to_json(),
         "skipped": result.skipped,
+        "by_convention": {key: {"convention": other.units(), "laws": other.to_json(), "skipped": other.skipped}
+                          for key, other in result.by_convention.items()},
     }
 
 
@@ -322,7 +431,7 @@ def constants_table(result: Analysis) -> str:
     lines = []
     for key, law_fit in result.fits.items():
         lines.append(f"{key}: {report.law_form(law_fit)[0]}  ({law_fit.n_points} points)")
-        for name, value, lo, hi, unit in report.constants(law_fit):
+        for name, value, lo, hi, unit in report.constants(law_fit, result):
             lines.append(f"    {name:<9} = {value:<10.4g} 95% CI [{lo:.4g}, {hi:.4g}]  {unit}")
         if "warning" in law_fit.extra:
             lines.append(f"    warning: {law_fit.extra['warning']}")
@@ -344,6 +453,11 @@ def main(argv=None) -> int:
     parser.add_argument("--allow-mixed", action="store_true",
                         help="fit across runs with different tokenizers or contexts")
     parser.add_argument("--out", help="output folder (default: <sweep_dir>/analysis; with --points: none)")
+    parser.add_argument("--params", choices=conventions.PARAMS, default=HEADLINE.params,
+                        help="parameter convention of the headline fits: non_embedding (Kaplan) or total "
+                             "(Hoffmann, Epoch); fits.json has all four conventions under by_convention")
+    parser.add_argument("--compute", choices=conventions.COMPUTE, default=HEADLINE.compute,
+                        help="compute convention of the headline fits: 6N (C = 6·N·tokens) or exact (every matmul)")
     args = parser.parse_args(argv)
     if bool(args.sweep_dir) == bool(args.points):
         parser.error("give a sweep folder or --points CSV (one of them)")
@@ -351,7 +465,7 @@ def main(argv=None) -> int:
     if args.points:
         result = analyze_points(args.points, args.drop_highest_loss)
     else:
-        result = analyze_sweep(args.sweep_dir, args.allow_mixed)
+        result = analyze_sweep(args.sweep_dir, args.allow_mixed, Convention(args.params, args.compute))
     out = args.out or (None if args.points else Path(args.sweep_dir) / "analysis")
     if out:
         write_outputs(result, Path(out))

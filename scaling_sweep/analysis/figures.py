@@ -1,9 +1,10 @@
-"""Kaplan et al. 2020's figures (and Chinchilla's IsoFLOP profiles) from one analysed sweep.
+"""Kaplan et al. 2020's figures, Chinchilla's IsoFLOP profiles and approach-2 allocation, and the
+residuals of every fit, from one analysed sweep, in its headline convention.
 
 Each figure is written as PNG and SVG, titled with the sweep and its fitted constants; a
 figure whose data the sweep lacks is skipped with one line saying what would provide it.
-Published constants are drawn only where they apply: Kaplan's for GPT-2's tokenizer,
-both papers' beside external points (a CSV of published runs).
+Kaplan's published laws are drawn only where their scale applies (GPT-2's tokenizer); the
+published exponents of the allocation laws are drawn as reference slopes everywhere.
 """
 
 from __future__ import annotations
@@ -18,13 +19,22 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
+from scaling_sweep.analysis import report
+from scaling_sweep.analysis.fit import CI_LEVEL, LAWS
 from scaling_sweep.core import laws
 
 KAPLAN_TOKENIZERS = ("gpt2", "r50k_base")  # Kaplan's constants are in nats of GPT-2's BPE
 LOSS_LABEL = "loss (nats/token)"
-N_LABEL = "N, non-embedding parameters"
-C_LABEL = "C = 6N·tokens (FLOPs)"
 PANEL = (5.0, 4.0)
+EXTRAPOLATE = 100  # approach 2's laws are drawn out to this multiple of the sweep's largest budget
+# published exponents drawn as reference slopes beside each fitted allocation law
+REFERENCE_SLOPES = {
+    "N_opt_frontier": (("Kaplan", laws.KAPLAN_EXPONENTS["N_opt"]), ("Chinchilla", laws.CHINCHILLA_EXPONENTS["N_opt"])),
+    "S_min_frontier": (("Kaplan", laws.KAPLAN_EXPONENTS["S_min"]),),
+    "B_frontier": (("Kaplan", laws.KAPLAN_EXPONENTS["B_crit"]),),
+    "N_opt": (("Chinchilla", laws.CHINCHILLA_EXPONENTS["N_opt"]),),
+    "D_opt": (("Chinchilla", laws.CHINCHILLA_EXPONENTS["D_opt"]),),
+}
 
 
 class MissingData(Exception):
@@ -118,6 +128,33 @@ def _colorbar(fig, ax, norm, label):
     fig.colorbar(sm, ax=ax, label=label)
 
 
+def _n_label(result):
+    return f"N, {report.unit_words(result)['N']}"
+
+
+def _x_label(result, name):
+    """Axis label of a law's input: N, D, C or C_min with its unit."""
+    return f"{name}, {report.input_unit(result, name)}"
+
+
+def _learning_curves(result):
+    """(N, curve) of each full-data run in the headline convention, its compute converted to C_min
+    (eq. 5.5) when B_crit was fitted, so that the curves and the frontier share an axis."""
+    B_crit = result.fits.get("B_crit")
+    curves = []
+    for run in result.runs:
+        if run.summary.max_unique_tokens is not None:
+            continue
+        run = result.convention.apply(run)
+        curve = run.loss_curve()
+        if len(curve["step"]) < 2:
+            continue
+        if B_crit is not None:
+            curve["flops"] = laws.min_compute(curve["flops"], run.summary.batch_tokens / B_crit.predict(curve["loss"]))
+        curves.append((run.summary.N, curve))
+    return curves
+
+
 def _fit_or_skip(result, key, why):
     if key not in result.fits:
         raise MissingData(why)
@@ -143,6 +180,25 @@ def _draw_power_fits(ax, result, law, x, var):
         ax.plot(grid, f.predict(grid), style, color="C3", lw=1.2, label=f"fit: {_constants(f, names)}")
 
 
+def _draw_allocation(ax, f, C, color):
+    """A fitted allocation law (value ∝ C^exponent) over C with the pointwise CI_LEVEL band of its
+    bootstrap resamples' lines."""
+    ax.plot(C, f.predict(C), color=color, lw=1.2, label=f"fit: {_constant(f, 'exponent')}")
+    if f.samples:
+        resampled = LAWS[f.law](C[None], **{name: values[:, None] for name, values in f.samples.items()})
+        tail = 100 * (1 - CI_LEVEL) / 2
+        lo, hi = np.nanpercentile(resampled, [tail, 100 - tail], axis=0)
+        ax.fill_between(C, lo, hi, color=color, alpha=0.2, lw=0, label=f"{CI_LEVEL:.0%} band of the bootstrap fits")
+
+
+def _draw_reference_slopes(ax, key, f, C, x_name="C"):
+    """The published exponents of the law as lines through the fit at the middle of C."""
+    middle = np.exp(np.log(C).mean())
+    for (name, exponent), style in zip(REFERENCE_SLOPES[key], (":", "--")):
+        ax.plot(C, f.predict(middle) * (C / middle) ** exponent, style, color="k", lw=1,
+                label=f"{name}: ∝ {x_name}^{exponent}")
+
+
 def _draw_published_power(ax, result, key, x):
     if _kaplan_applies(result):
         grid = _span(x)
@@ -154,34 +210,39 @@ def _draw_published_power(ax, result, key, x):
 
 
 def fig1_loss_vs_compute_data_size(result, out_dir):
-    """Fig. 1: L against compute (envelope of learning curves), dataset size and N."""
-    if not {"L_Cmin", "L_D", "L_N"} & result.fits.keys():
+    """Fig. 1: L against compute (the frontier of the learning curves), dataset size and N."""
+    law = report.compute_law(result)
+    if not {law, "L_D", "L_N"} & result.fits.keys():
         raise MissingData("needs finished runs at 3 or more model sizes (a size sweep)")
-    exponents = "; ".join(_constant(result.fits[k], f"alpha_{k[2]}") for k in ("L_Cmin", "L_D", "L_N")
-                          if k in result.fits)
+    exponents = "; ".join(_constant(result.fits[k], name) for k, name in
+                          ((law, "alpha_C"), ("L_D", "alpha_D"), ("L_N", "alpha_N")) if k in result.fits)
     fig, (ax_c, ax_d, ax_n) = _figure(3, result,
                                       f"fig. 1 - loss against compute, dataset size, parameters; {exponents}")
-    for run in result.runs:
-        if run.summary.max_unique_tokens is None:
-            curve = run.loss_curve()
-            ax_c.plot(curve["flops"], curve["loss"], color="0.75", lw=0.7)
-    env = result.data["envelope"]
-    if len(env["C"]):
-        ax_c.plot(env["C"], env["loss"], color="k", lw=1.5, label="envelope (lowest loss reached)")
-        _draw_power_fits(ax_c, result, "L_Cmin", env["C"], "C")
-        _draw_published_power(ax_c, result, "L_Cmin", env["C"])
-    _loglog(ax_c, C_LABEL)
-    ax_c.set_title("L(C): C at the run's batch, not C_min", fontsize=9)
+    _panel_compute(ax_c, result, law)
     _panel_data_size(ax_d, result)
     N, loss = result.data["L_N"]["N"], result.data["L_N"]["loss"]
     ax_n.plot(N, loss, "o", color="C0", label="lowest early-stopped loss per N")
     _draw_power_fits(ax_n, result, "L_N", N, "N")
     _draw_published_power(ax_n, result, "L_N", N)
-    _loglog(ax_n, N_LABEL)
+    _loglog(ax_n, _n_label(result))
     ax_n.set_title("L(N)", fontsize=9)
     for ax in (ax_c, ax_d, ax_n):
         _legend(ax)
     return _save(fig, out_dir, "fig1_loss_vs_compute_data_size")
+
+
+def _panel_compute(ax, result, law):
+    """Learning curves and their frontier against C_min (given B_crit) or the runs' own C, with the fits."""
+    for _, curve in _learning_curves(result):
+        ax.plot(curve["flops"], curve["loss"], color="0.75", lw=0.7)
+    front = result.data["frontier"]
+    if len(front["C"]):
+        ax.plot(front["C"], front["loss"], "o", ms=2.5, color="k", label="frontier: lowest loss yet at its compute")
+        _draw_power_fits(ax, result, law, front["C"], "C")
+        _draw_published_power(ax, result, law, front["C"])
+    _loglog(ax, _x_label(result, report.frontier_compute(result)))
+    ax.set_title("L(C_min), eq. 1.3" if law == "L_Cmin" else "L(C) at the runs' own batch, eq. 3.3 (not C_min)",
+                 fontsize=9)
 
 
 def _panel_data_size(ax, result):
@@ -200,27 +261,27 @@ def _panel_data_size(ax, result):
 
 
 def fig2_learning_curves(result, out_dir):
-    """Fig. 2: learning curves against tokens and FLOPs, coloured by N, with the frontier."""
-    runs = [r for r in result.runs if r.summary.max_unique_tokens is None and len(r.loss_curve()["step"]) >= 2]
-    if len(runs) < 2:
+    """Fig. 2: learning curves against tokens and compute, coloured by N, with the frontier."""
+    curves = _learning_curves(result)
+    if len(curves) < 2:
         raise MissingData("needs learning curves of 2 or more full-data runs")
-    fit_c = result.fits.get("L_Cmin")
-    title = "fig. 2 - learning curves" + (f"; frontier L=(C_c/C)^alpha_C, {_constants(fit_c, ['alpha_C', 'C_c'])}"
+    law = report.compute_law(result)
+    fit_c = result.fits.get(law)
+    title = "fig. 2 - learning curves" + (f"; frontier {laws.LAW_INFO[law][0]}, {_constants(fit_c, ['alpha_C', 'C_c'])}"
                                           if fit_c else "")
     fig, (ax_t, ax_c) = _figure(2, result, title)
-    norm, color = _size_colors([r.summary.N for r in runs])
-    for run in runs:
-        curve = run.loss_curve()
-        ax_t.plot(curve["tokens"], curve["loss"], color=color(run.summary.N), lw=1)
-        ax_c.plot(curve["flops"], curve["loss"], color=color(run.summary.N), lw=1)
-    env = result.data["envelope"]
-    ax_c.plot(env["C"], env["loss"], "k--", lw=1.2, label="compute-efficient frontier")
+    norm, color = _size_colors([N for N, _ in curves])
+    for N, curve in curves:
+        ax_t.plot(curve["tokens"], curve["loss"], color=color(N), lw=1)
+        ax_c.plot(curve["flops"], curve["loss"], color=color(N), lw=1)
+    front = result.data["frontier"]
+    ax_c.plot(front["C"], front["loss"], "k--", lw=1.2, label="compute-efficient frontier")
     if fit_c:
-        ax_c.plot(env["C"], fit_c.predict(env["C"]), color="C3", lw=1, label="L(C) fit")
+        ax_c.plot(front["C"], fit_c.predict(front["C"]), color="C3", lw=1, label=f"{law} fit")
     _loglog(ax_t, "tokens processed")
-    _loglog(ax_c, C_LABEL)
+    _loglog(ax_c, _x_label(result, report.frontier_compute(result)))
     _legend(ax_c)
-    _colorbar(fig, ax_c, norm, N_LABEL)
+    _colorbar(fig, ax_c, norm, _n_label(result))
     return _save(fig, out_dir, "fig2_learning_curves")
 
 
@@ -236,7 +297,7 @@ def fig4_loss_vs_n_d_and_n_s(result, out_dir):
     return _save(fig, out_dir, "fig4_loss_vs_n_d_and_n_s")
 
 
-def _panel_by_size(fig, ax, f, N, x, loss, make_inputs, xlabel):
+def _panel_by_size(fig, ax, result, f, N, x, loss, make_inputs, xlabel):
     """Points coloured by N with the fitted law's curve for each N."""
     norm, color = _size_colors(N)
     grid = _span(x)
@@ -245,19 +306,19 @@ def _panel_by_size(fig, ax, f, N, x, loss, make_inputs, xlabel):
         ax.plot(x[mine], loss[mine], "o", ms=3.5, color=color(n))
         ax.plot(grid, f.predict(*make_inputs(n, grid)), color=color(n), lw=1)
     _loglog(ax, xlabel)
-    _colorbar(fig, ax, norm, N_LABEL)
+    _colorbar(fig, ax, norm, _n_label(result))
 
 
 def _panel_nd(fig, ax, result):
     final = result.data["final"]
-    _panel_by_size(fig, ax, result.fits["L_ND"], final["N"], final["D"], final["loss"],
+    _panel_by_size(fig, ax, result, result.fits["L_ND"], final["N"], final["D"], final["loss"],
                    lambda n, g: (np.full_like(g, n), g), "D, dataset size (tokens)")
     ax.set_title("L(N, D), eq. 1.5: early-stopped loss", fontsize=9)
 
 
 def _panel_ns(fig, ax, result):
     pts = result.data["steps"]
-    _panel_by_size(fig, ax, result.fits["L_NS"], pts["N"], pts["S_min"], pts["loss"],
+    _panel_by_size(fig, ax, result, result.fits["L_NS"], pts["N"], pts["S_min"], pts["loss"],
                    lambda n, g: (np.full_like(g, n), g), "S_min, steps" if "eq. 5.4" in pts["steps_note"]
                    else "S, steps")
     ax.set_title(textwrap.fill(f"L(N, S), eq. 1.6; {pts['steps_note']}", 70), fontsize=8)
@@ -314,7 +375,7 @@ def fig6_embedding_parameters(result, out_dir):
     fig, axes = _figure(2, result, "fig. 6 - loss against parameters, with and without embeddings")
     depths = np.unique(full["n_layer"])
     for ax, key, label in ((axes[0], "N_total", "parameters including embeddings"),
-                           (axes[1], "N", N_LABEL)):
+                           (axes[1], "N", _n_label(result))):
         for i, depth in enumerate(depths):
             mine = full["n_layer"] == depth
             color = colormaps["plasma"](0.85 * i / max(1, len(depths) - 1))
@@ -325,14 +386,39 @@ def fig6_embedding_parameters(result, out_dir):
 
 
 def fig9_overfitting(result, out_dir):
-    """Fig. 9 right: L(N, D)/L(N, inf) - 1 against N^(alpha_N/alpha_D)/D."""
+    """Fig. 9: loss against N for each dataset size D (left), L(N, D)/L(N, inf) - 1 against
+    N^(alpha_N/alpha_D)/D (right), with eq. 1.5 as fitted."""
     f = _fit_or_skip(result, "L_ND", "needs an L(N, D) fit: a data sweep (train.max_unique_tokens at 2+ sizes)")
+    title = f"fig. 9 - data size and overfitting; {_constants(f, ['alpha_N', 'alpha_D'])}"
+    fig, (ax_n, ax_x) = _figure(2, result, title)
+    _panel_loss_per_data_size(fig, ax_n, result, f)
+    _panel_overfitting(fig, ax_x, result, f)
+    return _save(fig, out_dir, "fig9_overfitting")
+
+
+def _panel_loss_per_data_size(fig, ax, result, f):
+    final, full = result.data["final"], result.data["size_runs"]
+    limited = final["data_limited"]
+    norm, color = _size_colors(final["D"][limited])
+    grid = _span(final["N"])
+    for D in np.unique(final["D"][limited]):
+        mine = limited & (final["D"] == D)
+        ax.plot(final["N"][mine], final["loss"][mine], "o", ms=4, color=color(D))
+        ax.plot(grid, f.predict(grid, np.full_like(grid, D)), color=color(D), lw=1)
+    ax.plot(full["N"], full["loss"], "s", ms=3.5, color="k", label="full-data runs")
+    ax.plot(grid, f.predict(grid, np.full_like(grid, np.inf)), "k--", lw=1, label="eq. 1.5 at D → ∞, i.e. L(N)")
+    _loglog(ax, _n_label(result))
+    ax.set_title("early-stopped loss per dataset size D, eq. 1.5", fontsize=9)
+    _colorbar(fig, ax, norm, "D, dataset size (tokens)")
+    _legend(ax)
+
+
+def _panel_overfitting(fig, ax, result, f):
     p = f.params
     final = result.data["final"]
     ratio = p["alpha_N"] / p["alpha_D"]
     x = final["N"] ** ratio / final["D"]
     excess = final["loss"] / laws.loss_n(final["N"], p["N_c"], p["alpha_N"]) - 1
-    fig, (ax,) = _figure(1, result, f"fig. 9 - overfitting; {_constants(f, ['alpha_N', 'alpha_D'])}")
     norm, color = _size_colors(final["N"])
     above = excess > 0  # a log axis cannot show runs that beat the fitted L(N, inf)
     ax.scatter(x[above], excess[above], c=[color(n) for n in final["N"][above]], s=18,
@@ -341,9 +427,8 @@ def fig9_overfitting(result, out_dir):
     ax.plot(grid, (1 + grid * p["D_c"] / p["N_c"] ** ratio) ** p["alpha_D"] - 1, color="C3",
             label="eq. 1.5: (1 + x·D_c/N_c^(α_N/α_D))^α_D - 1")
     _loglog(ax, "N^(α_N/α_D) / D", "L(N, D) / L(N, ∞) - 1")
-    _colorbar(fig, ax, norm, N_LABEL)
+    _colorbar(fig, ax, norm, _n_label(result))
     _legend(ax)
-    return _save(fig, out_dir, "fig9_overfitting")
 
 
 def fig10_critical_batch(result, out_dir):
@@ -377,38 +462,34 @@ def fig10_critical_batch(result, out_dir):
     return _save(fig, out_dir, "fig10_critical_batch")
 
 
+FRONTIER_PANELS = (("N_opt_frontier", "N"), ("S_min_frontier", "S"), ("B_frontier", "B"))
+
+
 def fig14_optimal_size(result, out_dir):
-    """Fig. 14-style: compute-efficient N against C, from the frontier and IsoFLOP minima,
-    beside Kaplan's N ∝ C^0.73 and Chinchilla's N ∝ C^0.5 through the same middle point."""
-    sources = []
-    env = result.data.get("envelope")
-    if "N_opt_frontier" in result.fits:
-        sources.append(("frontier (run on the envelope)", env["C"], env["N"], result.fits["N_opt_frontier"], "C0"))
-    minima = result.data.get("isoflop", {}).get("minima", [])
-    if "N_opt" in result.fits:
-        sources.append(("IsoFLOP minima", np.array([m["C"] for m in minima]),
-                        np.array([m["N_opt"] for m in minima]), result.fits["N_opt"], "C1"))
-    if not sources:
-        raise MissingData("needs 3+ model sizes on the compute frontier or 3+ IsoFLOP minima")
-    fig, (ax,) = _figure(1, result, "fig. 14 - compute-efficient model size, N_opt ∝ C^exponent; " + "; ".join(
-        f"{label.split(' ')[0]}: {_constant(f, 'exponent')}" for label, _, _, f, _ in sources))
-    all_C = np.concatenate([s[1] for s in sources])
-    grid = _span(all_C)
-    for label, C, N, f, color in sources:
-        ax.plot(C, N, "o", ms=3.5, color=color, label=label)
-        ax.plot(grid, laws.allocation(grid, f.params["N_coef"], f.params["exponent"]), color=color, lw=1)
-    C_mid, N_mid = np.exp(np.log(all_C).mean()), np.exp(np.log(np.concatenate([s[2] for s in sources])).mean())
-    for name, exponent, style in (("Kaplan", laws.KAPLAN_EXPONENTS["N_opt"], ":"),
-                                  ("Chinchilla", laws.CHINCHILLA_EXPONENTS["N_opt"], "--")):
-        ax.plot(grid, N_mid * (grid / C_mid) ** exponent, style, color="k", lw=1,
-                label=f"{name} slope C^{exponent}")
-    _loglog(ax, C_LABEL, N_LABEL)
-    _legend(ax)
+    """Fig. 14: the model size N (and, given B_crit, the steps S_min and batch B_crit) of the frontier
+    points against C_min (eq. 1.7), or against the runs' own C without B_crit, beside the published slopes."""
+    panels = [(key, column) for key, column in FRONTIER_PANELS if key in result.fits]
+    if not panels:
+        raise MissingData("needs 3 or more model sizes on the compute-efficient frontier")
+    compute = report.frontier_compute(result)
+    fig, axes = _figure(len(panels), result, f"fig. 14 - compute-efficient training against {compute}; " + "; ".join(
+        f"{key}: {_constant(result.fits[key], 'exponent')}" for key, _ in panels))
+    front = result.data["frontier"]
+    grid = _span(front["C"])
+    ylabels = {"N": _n_label(result), "S": "S_min, optimizer steps", "B": "B_crit, tokens per batch"}
+    for ax, (key, column) in zip(axes, panels):
+        ax.plot(front["C"], front[column], "o", ms=3, color="C0", label="frontier points")
+        _draw_allocation(ax, result.fits[key], grid, "C0")
+        _draw_reference_slopes(ax, key, result.fits[key], grid, compute)
+        _loglog(ax, _x_label(result, compute), ylabels[column])
+        _legend(ax)
+    if compute == "C":
+        axes[0].set_title("fixed batch: C at the runs' own batch size, not C_min (no B_crit fit)", fontsize=9)
     return _save(fig, out_dir, "fig14_optimal_size")
 
 
 def isoflop_profiles(result, out_dir):
-    """Chinchilla fig. 3: loss against N at fixed compute with parabolas, and N_opt, D_opt."""
+    """Chinchilla fig. 3 left: loss against N at fixed compute, with the parabola near each minimum."""
     iso = result.data.get("isoflop", {})
     profiles = iso.get("profiles", [])
     if not profiles:
@@ -417,26 +498,25 @@ def isoflop_profiles(result, out_dir):
     chin = result.fits.get("chinchilla")
     title = "Chinchilla IsoFLOP profiles" + (f"; E + A/N^α + B/D^β: {_constants(chin, ['E', 'alpha', 'beta'])}"
                                              if chin else "")
-    fig, (ax_p, ax_o) = _figure(2, result, title)
+    fig, (ax,) = _figure(1, result, title)
     norm = LogNorm(vmin=min(p["C"] for p in profiles), vmax=max(p["C"] for p in profiles) * 1.0001)
     minima = {m["C"]: m for m in iso["minima"]}
     for p in profiles:
         color = colormaps["viridis"](norm(p["C"]))
-        ax_p.plot(p["N"], p["loss"], "o", ms=3.5, color=color)
+        ax.plot(p["N"], p["loss"], "o", ms=3.5, color=color)
         grid = _span(p["N"], 1.1)
         if p["C"] in minima:
-            ax_p.plot(*_near_minimum_parabola(minima[p["C"]]), color=color, lw=1)
-            ax_p.plot(minima[p["C"]]["N_opt"], minima[p["C"]]["loss"], "*", ms=10, color=color, mec="k")
+            ax.plot(*_near_minimum_parabola(minima[p["C"]]), color=color, lw=1)
+            ax.plot(minima[p["C"]]["N_opt"], minima[p["C"]]["loss"], "*", ms=10, color=color, mec="k")
         if chin:
-            ax_p.plot(grid, chin.predict(grid, laws.tokens_for_budget(p["C"], grid)), ":", color=color, lw=1)
-    ax_p.set_xscale("log")
-    ax_p.set_xlabel(N_LABEL)
-    ax_p.set_ylabel(LOSS_LABEL)
-    ax_p.grid(True, alpha=0.3)
-    ax_p.set_title(textwrap.fill(f"{iso['source']}; lines: parabola of log-loss in log N near each minimum"
-                                 + (", dotted: approach 3" if chin else ""), 70), fontsize=8)
-    _colorbar(fig, ax_p, norm, "compute budget C (FLOPs)")
-    _panel_allocation(ax_o, result, iso["minima"])
+            ax.plot(grid, chin.predict(grid, laws.tokens_for_budget(p["C"], grid)), ":", color=color, lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel(_n_label(result))
+    ax.set_ylabel(LOSS_LABEL)
+    ax.grid(True, alpha=0.3)
+    ax.set_title(textwrap.fill(f"{iso['source']}; lines: parabola of log-loss in log N near each minimum"
+                               + (", dotted: approach 3" if chin else ""), 70), fontsize=8)
+    _colorbar(fig, ax, norm, _x_label(result, "C"))
     return _save(fig, out_dir, "isoflop_profiles")
 
 
@@ -447,30 +527,59 @@ def _near_minimum_parabola(minimum):
     return np.exp(x + parabola["center_log_N"]), np.exp(np.polyval(parabola["coef"], x))
 
 
-def _panel_allocation(ax, result, minima):
-    if not minima:
-        ax.text(0.5, 0.5, "no profile has its minimum inside\nthe sizes sampled", ha="center", va="center",
-                transform=ax.transAxes, fontsize=9)
-        return
+def chinchilla_approach2(result, out_dir):
+    """Chinchilla fig. 3 centre and right: N_opt and D_opt of the IsoFLOP minima against C, the fitted
+    laws with their bootstrap bands extrapolated to EXTRAPOLATE times the largest budget, and the
+    published exponents."""
+    keys = [key for key in ("N_opt", "D_opt") if key in result.fits]
+    if not keys:
+        raise MissingData("needs 3 or more IsoFLOP profiles whose parabolas have their minimum inside the "
+                          "sizes sampled (sizes on both sides of each budget's optimum)")
+    minima = result.data["isoflop"]["minima"]
     C = np.array([m["C"] for m in minima])
-    grid = _span(C)
-    for key, color in (("N_opt", "C0"), ("D_opt", "C1")):
-        ax.plot(C, [m[key] for m in minima], "o", color=color, label=f"{key} (profile optima)")
-        f = result.fits.get(key)
-        if f is not None:
-            coef = f.params[f"{key[0]}_coef"]
-            ax.plot(grid, laws.allocation(grid, coef, f.params["exponent"]), color=color, lw=1,
-                    label=f"{key} ∝ C^{f.params['exponent']:.3f} [{f.ci['exponent'][0]:.2f}, {f.ci['exponent'][1]:.2f}]"
-                    if f.ci else f"{key} ∝ C^{f.params['exponent']:.3f}")
-    _loglog(ax, "compute budget C (FLOPs)", "N_opt (parameters), D_opt (tokens)")
-    ax.set_title("Chinchilla approach 2 (published: both ∝ C^0.50)", fontsize=9)
-    _legend(ax)
+    fig, axes = _figure(len(keys), result, "Chinchilla approach 2 - optimal allocation; " + "; ".join(
+        f"{key}: {_constant(result.fits[key], 'exponent')}" for key in keys))
+    grid = np.geomspace(C.min() / 1.3, EXTRAPOLATE * C.max(), 100)
+    ylabels = {"N_opt": f"N_opt, {report.unit_words(result)['N']}", "D_opt": "D_opt, training tokens"}
+    for ax, key, color in zip(axes, keys, ("C0", "C1")):
+        ax.plot(C, [m[key] for m in minima], "o", color=color, label="IsoFLOP minima")
+        _draw_allocation(ax, result.fits[key], grid, color)
+        _draw_reference_slopes(ax, key, result.fits[key], grid)
+        ax.axvline(C.max(), color="0.5", lw=0.8, ls="-.", label="largest budget fitted")
+        _loglog(ax, _x_label(result, "C"), ylabels[key])
+        _legend(ax)
+    return _save(fig, out_dir, "chinchilla_approach2")
+
+
+def residuals(result, out_dir):
+    """Each fitted law's residuals, ln(observed / fitted), against the input its points are ordered by;
+    loss laws and allocation laws (N, S_min, B_crit, N_opt, D_opt) in panels of their own."""
+    panels = {}
+    for key, f in result.fits.items():
+        if "goodness" in f.extra:
+            kind = "loss" if report.predicted(f) == "loss" else "allocation"
+            panels.setdefault((kind, report.first_input(result, f)), []).append((key, f))
+    if not panels:
+        raise MissingData("needs a fitted law")
+    fig, axes = _figure(len(panels), result, "residuals of each fit, ln(observed / fitted)")
+    for ax, ((kind, x_name), members) in zip(axes, panels.items()):
+        for i, (key, f) in enumerate(members):
+            goodness = f.extra["goodness"]
+            ax.plot(goodness["x"], goodness["residuals"], "os^vD<>"[i % 7], ms=3.5, color=f"C{i}", alpha=0.7,
+                    label=f"{key} (RMSE {goodness['rmse_log']:.3g})")
+        ax.axhline(0.0, color="k", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel(_x_label(result, x_name))
+        ax.set_ylabel("ln(observed / fitted) of " + ", ".join(sorted({report.predicted(f) for _, f in members})))
+        ax.grid(True, alpha=0.3)
+        _legend(ax)
+    return _save(fig, out_dir, "residuals")
 
 
 FIGURES = (fig1_loss_vs_compute_data_size, fig2_learning_curves, fig4_loss_vs_n_d_and_n_s, fig5_shape,
            fig6_embedding_parameters, fig9_overfitting, fig10_critical_batch, fig14_optimal_size,
-           isoflop_profiles)
-POINTS_FIGURES = (isoflop_profiles, fig14_optimal_size)  # figures that external points support
+           isoflop_profiles, chinchilla_approach2, residuals)
+POINTS_FIGURES = (isoflop_profiles, chinchilla_approach2, residuals)  # figures that external points support
 
 
 def draw_all(result, out_dir: Path) -> tuple[list[str], list[str]]:

@@ -36,6 +36,7 @@ from scipy.stats import norm
 from scipy.stats import t as student_t
 
 from scaling_sweep.core import laws
+from scaling_sweep.core.errors import UserError
 
 HUBER_DELTA = 1e-3
 CI_LEVEL = 0.95
@@ -46,6 +47,7 @@ LAWS = {
     "L_N": laws.loss_n,
     "L_D": laws.loss_d,
     "L_Cmin": laws.loss_cmin,
+    "L_C": laws.loss_cmin,  # the same form at a fixed batch size (eq. 3.3), C not converted to C_min
     "L_ND": laws.loss_nd,
     "L_NS": laws.loss_ns,
     "chinchilla": laws.chinchilla_loss,
@@ -54,7 +56,15 @@ LAWS = {
 POWER_LAW_NAMES = {"N": "L_N", "D": "L_D", "C": "L_Cmin"}  # fit_power_law's var -> law
 
 
-class FitError(ValueError):
+def _allocation(C, exponent, **coef):
+    """fit_allocation's form with its coefficient named by what it allocates (N_coef, D_coef, ...)."""
+    return laws.allocation(C, *coef.values(), exponent)
+
+
+LAWS |= {name: _allocation for name in ("N_opt", "D_opt", "N_opt_frontier", "S_min_frontier", "B_frontier")}
+
+
+class FitError(UserError, ValueError):
     """Too few or unusable points for a fit."""
 
 
@@ -71,6 +81,10 @@ class Fit:
 
     def predict(self, *inputs):
         return LAWS[self.law](*inputs, **self.params)
+
+    def warn(self, message: str) -> None:
+        """Add a warning for the report (a floor that vanished, points that are not what the law assumes)."""
+        self.extra["warning"] = "; ".join(filter(None, [self.extra.get("warning"), message]))
 
     def to_dict(self) -> dict:
         return {**self.params, "ci": {k: list(v) for k, v in self.ci.items()},
@@ -147,14 +161,14 @@ def _fit_line(x, y, n_boot, seed, groups=None, w=None):
     return (a[0], b[0]), _line(x, np.broadcast_to(y, (n_boot, len(y))), w * case_weights(groups, n_boot, seed))
 
 
-def fit_power_law(x, loss, var="N", floor=False, n_boot=N_BOOT, seed=0, groups=None) -> Fit:
+def fit_power_law(x, loss, var="N", floor=False, n_boot=N_BOOT, seed=0, groups=None, law=None) -> Fit:
     """Eq. 1.1-1.3: L = (x_c/x)^alpha by least squares on log L against log x, or with
     floor=True L = L_inf + (x_c/x)^alpha by Huber/L-BFGS. var is "N", "D" or "C" and names
-    the constants as Kaplan does (N_c, alpha_N, ...). groups: what is independent (see
-    case_weights); None for independent points."""
+    the constants as Kaplan does (N_c, alpha_N, ...); law names the result (default L_N, L_D,
+    L_Cmin). groups: what is independent (see case_weights); None for independent points."""
+    law = law or POWER_LAW_NAMES[var]
     if floor:
-        return _fit_power_law_with_floor(x, loss, var, n_boot, seed, groups)
-    law = POWER_LAW_NAMES[var]
+        return _fit_power_law_with_floor(x, loss, var, n_boot, seed, groups, law)
     (x, loss), groups = _columns(law, x, loss, groups=groups)
     _check_points(len(x), 2, law)
     # log L = alpha·log x_c - alpha·log x
@@ -203,6 +217,7 @@ def fit_optima(C, values, log_variance, name="N_opt", n_boot=N_BOOT, seed=0) -> 
 
 
 def _line_fit(law, params, boot, n, groups) -> Fit:
+    _check_independent(n, groups, 2, law)
     params = {k: float(v) for k, v in params.items()}
     n_boot = len(next(iter(boot.values())))
     fit = Fit(law, params, bootstrap_ci(boot, params, _independent(n, groups), 2) if n_boot else {}, n,
@@ -398,6 +413,13 @@ def _columns(law, *arrays, groups=None):
     return [a[finite] for a in arrays], (None if groups is None else np.asarray(groups)[finite])
 
 
+def _check_independent(n, groups, n_params, law) -> None:
+    """Intervals need more independent units (runs, for grouped points) than constants."""
+    if _independent(n, groups) <= n_params:
+        raise FitError(f"{law}: its {n} points come from {_independent(n, groups)} runs, need at least "
+                       f"{n_params + 1} runs for {n_params} constants")
+
+
 def _independent(n, groups) -> int:
     """How many independent units the points are: the degrees of freedom of the intervals."""
     return n if groups is None else len(np.unique(groups))
@@ -410,6 +432,7 @@ def _ci_method(n, groups) -> str:
 
 
 def _make_fit(law, theta, boot, to_params, n, groups=None):
+    _check_independent(n, groups, len(theta), law)
     params = {k: float(v[0]) for k, v in to_params(theta[None]).items()}
     samples = to_params(boot) if len(boot) else {}
     ci = bootstrap_ci(samples, params, _independent(n, groups), len(theta)) if len(boot) else {}
@@ -425,9 +448,8 @@ def _flag_vanished_floor(f: Fit, floor: str, loss) -> Fit:
     """A floor fitted to ~0 means the points show no irreducible loss: the law has reduced to
     its form without one, and the floor's interval (stuck at ~0) says nothing."""
     if f.params[floor] < VANISHED_FLOOR * np.min(loss):
-        f.extra["warning"] = (f"{floor} -> 0 ({f.params[floor]:.2g} nats/token): "
-                              "these points show no irreducible loss, "
-                              f"so {floor} and its interval are not determined (the models may be far from converged)")
+        f.warn(f"{floor} -> 0 ({f.params[floor]:.2g} nats/token): these points show no irreducible loss, "
+               f"so {floor} and its interval are not determined (the models may be far from converged)")
     return f
 
 
@@ -453,8 +475,7 @@ def fit_chinchilla(N, D, loss, n_boot=N_BOOT, seed=0, starts=CHINCHILLA_GRID, gr
     return _flag_vanished_floor(_make_fit("chinchilla", best, boot, to_params, len(loss), groups), "E", loss)
 
 
-def _fit_power_law_with_floor(x, loss, var, n_boot, seed, groups) -> Fit:
-    law = POWER_LAW_NAMES[var]
+def _fit_power_law_with_floor(x, loss, var, n_boot, seed, groups, law) -> Fit:
     (x, loss), groups = _columns(law, x, loss, groups=groups)
     _check_points(len(loss), 3, law)
     # the power term starts near the largest loss at the smallest x, the floor below the lowest
@@ -558,6 +579,35 @@ def _target_row(L, j, best, boot, n):
     if len(boot):
         row["ci"] = {k: list(v) for k, v in bootstrap_ci(values(boot), estimates, n, len(best)).items()}
     return row
+
+
+def goodness(fitted: Fit, inputs, observed) -> dict:
+    """RMSE of the log residuals over the points fitted (finite and positive), and the residuals
+    themselves (log observed - log predicted) for the report's residual panel."""
+    (*inputs, observed), _ = _columns(fitted.law, *inputs, observed)
+    residuals = np.log(observed) - np.log(fitted.predict(*inputs))
+    return {"rmse_log": float(np.sqrt(np.mean(residuals ** 2))), "x": [float(v) for v in inputs[0]],
+            "residuals": [float(r) for r in residuals]}
+
+
+def rolling_check(fitter, inputs, loss, min_values=3) -> list[dict]:
+    """How well small runs predict the next larger: for every k from min_values, fit on the points
+    at the k smallest values of the first input (sizes or budgets) and predict those at the next;
+    each row gives the mean absolute relative error of that prediction. fitter(*inputs, loss,
+    n_boot=0) -> Fit; fits that fail on too few points are left out."""
+    inputs, loss = [np.asarray(x, float) for x in inputs], np.asarray(loss, float)
+    values = np.unique(inputs[0][np.isfinite(inputs[0])])
+    rows = []
+    for k in range(min_values, len(values)):
+        keep, target = inputs[0] <= values[k - 1], inputs[0] == values[k]
+        try:
+            small = fitter(*(x[keep] for x in inputs), loss[keep], n_boot=0)
+        except FitError:
+            continue
+        rel = small.predict(*(x[target] for x in inputs)) / loss[target] - 1
+        rows.append({"fitted_up_to": float(values[k - 1]), "predicted": float(values[k]), "n_values_fitted": k,
+                     "mean_abs_rel_error": float(np.mean(np.abs(rel)))})
+    return rows
 
 
 def held_out_check(fitter, inputs, loss, share=0.1) -> dict:

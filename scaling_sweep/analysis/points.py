@@ -1,5 +1,6 @@
-"""From runs to the points each law is fitted to (loss in nats/token, N non-embedding,
-C = 6·N·tokens FLOPs, B in tokens per batch, S in optimizer steps)."""
+"""From runs to the points each law is fitted to (loss in nats/token, B in tokens per batch, S in
+optimizer steps; N and C as the runs carry them: analysis.conventions puts them in the convention of
+the fit, non-embedding N and C = 6·N·tokens by default)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,21 @@ def _float(value) -> float:
     return float(value) if value is not None else np.nan
 
 
+IMPROVING, TAIL = 0.01, 0.2  # a loss that fell by over 1% in the last 20% of training was still improving
+
+
+def still_improving(run: Run) -> bool:
+    """Whether the run's best validation loss fell by more than IMPROVING over its last TAIL of
+    steps: a run that had not converged, whose early-stopped loss overstates L(N)."""
+    m = run.metrics
+    seen = np.isfinite(m["val_loss"])
+    steps, val = m["step"][seen], m["val_loss"][seen]
+    if len(val) < 2:
+        return False
+    before = steps <= (1 - TAIL) * steps[-1]
+    return bool(before.any() and val.min() < (1 - IMPROVING) * val[before].min())
+
+
 def at_modal_batch(runs: list[Run]) -> list[Run]:
     """The runs at the sweep's most common batch size: a size sweep's own runs, without the
     batch-size variants that train the same N on more or fewer tokens."""
@@ -63,40 +79,48 @@ def _running_min_curve(run: Run, axis: str):
     return x[keep], loss[keep]
 
 
-def envelope(runs: list[Run], n_grid: int = 40) -> dict[str, np.ndarray]:
-    """Kaplan fig. 1 left / fig. 2: for each compute C (FLOPs, 6N·tokens) on a log grid, the
-    lowest loss any run had reached by C (a finished run keeps its lowest loss), and the N of
-    the run that reached it."""
-    curves = [(_running_min_curve(r, "flops"), r.summary.N) for r in runs]
-    curves = [(c, N) for c, N in curves if len(c[0]) >= 2]
-    if not curves:
-        return {"C": np.array([]), "loss": np.array([]), "N": np.array([])}
-    lo = min(c[0][0] for c, _ in curves)
-    hi = max(c[0][-1] for c, _ in curves)
-    C = np.geomspace(lo, hi, n_grid)
-    losses = np.array([interp_loglog(C, *c, hold_last=True) for c, _ in curves])  # (runs, grid)
-    covered = np.isfinite(losses).any(0)
-    best = np.nanargmin(np.where(np.isfinite(losses), losses, np.inf), axis=0)
-    N = np.array([N for _, N in curves], float)
-    return {"C": C[covered], "loss": losses[best, np.arange(len(C))][covered], "N": N[best][covered]}
+def frontier(runs: list[Run], B_crit=None) -> dict[str, np.ndarray]:
+    """Kaplan fig. 1 left, figs. 13-14: the learning-curve points that lower the lowest loss any
+    run has reached by their compute, the compute-efficient frontier, as measured (nothing
+    interpolated). Returns C, loss, N, the run each point comes from (its group for the
+    bootstrap), steps S and batch B (tokens). With a fitted B_crit(L) the compute is
+    C_min = C/(1 + B/B_crit(L)) (eq. 5.5), the steps S_min = S/(1 + B_crit(L)/B) (eq. 5.4) and B
+    the critical batch B_crit(L) at which compute-efficient training runs."""
+    columns = []
+    for index, run in enumerate(runs):
+        curve, B = run.loss_curve(), float(run.summary.batch_tokens)
+        C, S, batch = curve["flops"], curve["step"], np.full(len(curve["step"]), B)
+        if B_crit is not None:
+            batch = B_crit.predict(curve["loss"])
+            C, S = laws.min_compute(C, B / batch), laws.min_steps(S, B, batch)
+        columns.append(np.stack([C, curve["loss"], np.full(len(C), float(run.summary.N)),
+                                 np.full(len(C), index), S, batch]))
+    if not columns:
+        return {k: np.array([]) for k in ("C", "loss", "N", "run", "S", "B")}
+    table = np.concatenate(columns, axis=1)
+    C, loss, N, run, S, B = table[:, np.argsort(table[0], kind="stable")]
+    best_before = np.concatenate([[np.inf], np.minimum.accumulate(loss)[:-1]])
+    on = loss < best_before
+    return {"C": C[on], "loss": loss[on], "N": N[on], "run": run[on].astype(int), "S": S[on], "B": B[on]}
 
 
 def loss_at_steps(runs: list[Run], n_grid: int = 12) -> dict[str, np.ndarray]:
-    """Points for L(N, S): each run's loss at log-spaced steps. The grid starts at the
-    median second logged step, past the start of warmup."""
+    """Points for L(N, S): each run's loss at log-spaced steps ("run" numbers the run of each
+    point, its group for the bootstrap). The grid starts at the median second logged step, past
+    the start of warmup."""
     curves = [r.loss_curve() for r in runs]
     curves = [(c, r) for c, r in zip(curves, runs) if len(c["step"]) >= 3]
     if not curves:
-        return {k: np.array([]) for k in ("N", "S", "B", "loss")}
+        return {k: np.array([]) for k in ("N", "S", "B", "loss", "run")}
     lo = np.median([c["step"][1] for c, _ in curves])
     S = np.geomspace(lo, max(c["step"][-1] for c, _ in curves), n_grid)
     rows = []
-    for curve, run in curves:
+    for index, (curve, run) in enumerate(curves):
         loss = interp_loglog(S, curve["step"], curve["loss"])
         ok = np.isfinite(loss)
-        rows += [(run.summary.N, s, run.summary.batch_tokens, l) for s, l in zip(S[ok], loss[ok])]
-    N, S, B, loss = np.array(rows, float).T if rows else (np.array([]),) * 4
-    return {"N": N, "S": S, "B": B, "loss": loss}
+        rows += [(run.summary.N, s, run.summary.batch_tokens, l, index) for s, l in zip(S[ok], loss[ok])]
+    N, S, B, loss, run = np.array(rows, float).T if rows else (np.array([]),) * 5
+    return {"N": N, "S": S, "B": B, "loss": loss, "run": run.astype(int)}
 
 
 def steps_to_targets(runs: list[Run], n_targets: int = 4) -> dict[str, np.ndarray]:
@@ -134,8 +158,8 @@ def isoflop_profiles(runs: list[Run], n_budgets: int = 6) -> tuple[list[dict], s
     stopped at compute budgets (stop_reason compute_budget), each budget's final losses form
     a profile; otherwise each run's learning curve is read at log-spaced budgets (a run whose
     schedule had not finished by C: losses above a run trained for C), using the runs at the
-    most common batch size. Returns the profiles
-    ({"C", "N", "D", "loss"}) with at least MIN_PROFILE_SIZES sizes, and how they were made."""
+    most common batch size. Returns the profiles ({"C", "N", "D", "loss", "run"}: "run" numbers
+    the run each point comes from) with at least MIN_PROFILE_SIZES sizes, and how they were made."""
     budget_runs = [r for r in runs if r.summary.stop_reason == "compute_budget"]
     if budget_runs:
         profiles = budget_profiles(*(np.array([getattr(r.summary, k) for r in budget_runs], float)
@@ -153,17 +177,18 @@ def budget_profiles(C, N, loss, gap: float = 1.25, spread: float = 1.5) -> list[
     order = np.argsort(C)
     breaks = np.nonzero(np.diff(np.log(C[order])) > np.log(gap))[0] + 1
     groups = [g for g in np.split(order, breaks) if C[g].max() <= spread * C[g].min()]
-    return _with_enough_sizes([_profile(np.exp(np.log(C[g]).mean()), N[g], loss[g]) for g in groups])
+    return _with_enough_sizes([_profile(np.exp(np.log(C[g]).mean()), N[g], loss[g], g) for g in groups])
 
 
 def _with_enough_sizes(profiles):
     return [p for p in profiles if len(np.unique(p["N"])) >= MIN_PROFILE_SIZES]
 
 
-def _profile(C, N, loss):
+def _profile(C, N, loss, run):
+    """One IsoFLOP profile sorted by N; run numbers the run (or point) each loss comes from."""
     order = np.argsort(N)
-    N, loss = np.asarray(N, float)[order], np.asarray(loss, float)[order]
-    return {"C": float(C), "N": N, "D": laws.tokens_for_budget(C, N), "loss": loss}
+    N, loss, run = np.asarray(N, float)[order], np.asarray(loss, float)[order], np.asarray(run, int)[order]
+    return {"C": float(C), "N": N, "D": laws.tokens_for_budget(C, N), "loss": loss, "run": run}
 
 
 def _curve_profiles(runs, n_budgets):
@@ -179,9 +204,9 @@ def _curve_profiles(runs, n_budgets):
         return []
     profiles = []
     for C in np.geomspace(lo, hi, n_budgets):
-        at_C = [(N, interp_loglog(C, c["flops"], c["loss"])) for c, N in curves]
-        at_C = [(N, float(l)) for N, l in at_C if np.isfinite(l)]
-        profiles.append(_profile(C, *zip(*at_C)) if at_C else _profile(C, [], []))
+        at_C = [(N, interp_loglog(C, c["flops"], c["loss"]), i) for i, (c, N) in enumerate(curves)]
+        at_C = [(N, float(l), i) for N, l, i in at_C if np.isfinite(l)]
+        profiles.append(_profile(C, *zip(*at_C)) if at_C else _profile(C, [], [], []))
     return profiles
 
 

@@ -8,11 +8,16 @@ import numpy as np
 
 from scaling_sweep.core import laws
 
+# The conventions the published constants were fitted in (DESIGN.md, "Conventions")
+KAPLAN_CONVENTION, HOFFMANN_CONVENTION = "non_embedding/6N", "total/6N"
+PUBLISHED_HEADER = f"published (Kaplan: {KAPLAN_CONVENTION}; Chinchilla, Epoch: {HOFFMANN_CONVENTION})"
+
 # fitted law -> the published constants it is compared with, (label, constants)
 PUBLISHED_FOR = {
     "L_N": [("Kaplan", laws.KAPLAN["L_N"])],
     "L_D": [("Kaplan", laws.KAPLAN["L_D"])],
     "L_Cmin": [("Kaplan", laws.KAPLAN["L_Cmin"])],
+    "L_C": [("Kaplan, fixed batch", laws.KAPLAN["L_C"])],
     "L_ND": [("Kaplan table 2", laws.KAPLAN["L_ND_fit"])],
     "L_NS": [("Kaplan", laws.KAPLAN["L_NS"])],
     "B_crit": [("Kaplan", laws.KAPLAN["B_crit"])],
@@ -21,7 +26,15 @@ PUBLISHED_FOR = {
               ("Chinchilla", {"exponent": laws.CHINCHILLA_EXPONENTS["N_opt"]})],
     "D_opt": [("Kaplan", {"exponent": laws.KAPLAN_EXPONENTS["D_opt"]}),
               ("Chinchilla", {"exponent": laws.CHINCHILLA_EXPONENTS["D_opt"]})],
+    "N_opt_frontier": [("Kaplan", {"exponent": laws.KAPLAN_EXPONENTS["N_opt"]})],
+    "S_min_frontier": [("Kaplan", {"exponent": laws.KAPLAN_EXPONENTS["S_min"]})],
+    "B_frontier": [("Kaplan", {"exponent": laws.KAPLAN_EXPONENTS["B_crit"]})],
 }
+
+# Short units of N and C in each convention, for table cells and axis labels
+PARAM_UNITS = {"non_embedding": "non-embedding parameters", "total": "total parameters"}
+COMPUTE_UNITS = {"6N": "FLOPs (6N per token)", "exact": "FLOPs (exact count)"}
+FRONTIER_LAWS = ("L_Cmin", "N_opt_frontier", "S_min_frontier", "B_frontier")  # against C_min given B_crit
 
 
 def _published(law: str, name: str) -> str:
@@ -29,24 +42,53 @@ def _published(law: str, name: str) -> str:
     return "; ".join(values) or "-"
 
 
-def constants(f):
+def unit_words(result) -> dict[str, str]:
+    """What N and C count in the result's convention, in a few words."""
+    if "points_file" in result.setting:
+        return {"N": "parameters as in the points file", "C": "FLOPs as in the points file, or 6·N·D"}
+    return {"N": PARAM_UNITS[result.convention.params], "C": COMPUTE_UNITS[result.convention.compute]}
+
+
+def compute_law(result) -> str:
+    """The frontier's loss law: L(C_min) given a B_crit fit, else L(C) at the runs' own batch."""
+    return "L_Cmin" if "B_crit" in result.fits else "L_C"
+
+
+def frontier_compute(result) -> str:
+    """The compute of the frontier points: C_min given a B_crit fit, else the runs' own C."""
+    return "C_min" if compute_law(result) == "L_Cmin" else "C"
+
+
+def first_input(result, f) -> str:
+    """The variable a law's points are ordered by (held-out, rolling and residual x): N, D, C or C_min."""
+    name = next(iter(f.extra.get("fit_range", {})), "x")
+    return frontier_compute(result) if name == "C" and f.law in FRONTIER_LAWS else name
+
+
+def input_unit(result, name: str) -> str:
+    words = unit_words(result)
+    return {"N": words["N"], "D": "tokens", "C": words["C"],
+            "C_min": f"{words['C']} at B << B_crit, eq. 5.5"}.get(name, "")
+
+
+def constants(f, result):
     """(name, value, CI low, CI high, unit) of each fitted constant; nan bounds without a CI."""
+    words = unit_words(result)
     for name, value in f.params.items():
         lo, hi = f.ci.get(name, (np.nan, np.nan))
-        yield name, value, lo, hi, laws.CONSTANT_UNITS.get(name, "dimensionless")
+        yield name, value, lo, hi, laws.CONSTANT_UNITS.get(name, "dimensionless").format(**words)
 
 
 def constants_rows(result) -> list[str]:
-    rows = ["| law | constant | fitted | 95% CI | unit | published |", "| --- | --- | --- | --- | --- | --- |"]
+    rows = [f"| law | constant | fitted | 95% CI | unit | {PUBLISHED_HEADER} |", "| --- " * 6 + "|"]
     for key, f in result.fits.items():
-        for name, value, lo, hi, unit in constants(f):
+        for name, value, lo, hi, unit in constants(f, result):
             rows.append(f"| {key} | {name} | {value:.4g} | [{lo:.4g}, {hi:.4g}] | {unit} | {_published(f.law, name)} |")
     return rows
 
 
 def held_out_rows(result) -> list[str]:
-    rows = ["| law | held out (first input ≥) | points fitted / held out "
-            "| mean abs. rel. error | max abs. rel. error |",
+    rows = ["| law | held out | points fitted / held out | mean abs. rel. error | max abs. rel. error |",
             "| --- | --- | --- | --- | --- |"]
     for key, f in result.fits.items():
         check = f.extra.get("held_out")
@@ -55,9 +97,92 @@ def held_out_rows(result) -> list[str]:
         if "skipped" in check:
             rows.append(f"| {key} | skipped: {check['skipped']} | | | |")
             continue
-        rows.append(f"| {key} | {check['held_out_from']:.3g} | {check['n_fit']} / {check['n_held_out']} | "
+        name = first_input(result, f)
+        rows.append(f"| {key} | {name} ≥ {check['held_out_from']:.3g} {input_unit(result, name)} | "
+                    f"{check['n_fit']} / {check['n_held_out']} | "
                     f"{100 * check['mean_abs_rel_error']:.2f}% | {100 * check['max_abs_rel_error']:.2f}% |")
     return rows
+
+
+def predicted(f) -> str:
+    """What a law predicts: the left-hand side of its formula (loss, N_opt, S_min, ...)."""
+    predicted = law_form(f)[0].split(" = ")[0]
+    return "loss" if predicted == "L" else predicted
+
+
+def goodness_rows(result) -> list[str]:
+    rows = ["| law | predicts | points | RMSE of ln(observed / fitted) |", "| --- | --- | --- | --- |"]
+    for key, f in result.fits.items():
+        if "goodness" in f.extra:
+            rows.append(f"| {key} | {predicted(f)} | {f.n_points} | {f.extra['goodness']['rmse_log']:.3g} |")
+    return rows
+
+
+def rolling_rows(result) -> list[str]:
+    rows = ["| law | sizes or budgets | fitted up to → predicted: mean abs. rel. error, each step |",
+            "| --- | --- | --- |"]
+    for key, f in result.fits.items():
+        if f.extra.get("rolling"):
+            name = first_input(result, f)
+            steps = "; ".join(f"{r['fitted_up_to']:.3g} → {r['predicted']:.3g}: {100 * r['mean_abs_rel_error']:.2f}%"
+                              for r in f.extra["rolling"])
+            rows.append(f"| {key} | {name} ({input_unit(result, name)}) | {steps} |")
+    return rows
+
+
+def _exponent_rows(result) -> list[tuple[str, str, str]]:
+    """(label, law, constant) of the exponents that move with the counting convention."""
+    compute = ("α_C of L(C_min), eq. 1.3" if compute_law(result) == "L_Cmin"
+               else "α_C of L(C) at a fixed batch, eq. 3.3 (no B_crit fit)")
+    frontier = frontier_compute(result)
+    return [("α_N of L(N), eq. 1.1", "L_N", "alpha_N"), (compute, compute_law(result), "alpha_C"),
+            (f"N_opt ∝ {frontier}^a on the compute frontier, eq. 1.7", "N_opt_frontier", "exponent"),
+            ("N_opt ∝ C^a from the IsoFLOP minima (approach 2)", "N_opt", "exponent"),
+            ("Chinchilla α (approach 3)", "chinchilla", "alpha"), ("Chinchilla β (approach 3)", "chinchilla", "beta")]
+
+
+def _value_with_ci(analysis, key: str, name: str) -> str:
+    f = analysis.fits.get(key)
+    if f is None:
+        return "–"
+    lo, hi = f.ci.get(name, (np.nan, np.nan))
+    return f"{f.params[name]:.3g} [{lo:.3g}, {hi:.3g}]"
+
+
+def convention_rows(result) -> list[str]:
+    keys = list(result.by_convention)
+    header = [k + (" (headline)" if k == result.convention.key else "") for k in keys]
+    rows = [f"| exponent | {' | '.join(header)} | {PUBLISHED_HEADER} |", "| --- " * (len(keys) + 2) + "|"]
+    for label, key, name in _exponent_rows(result):
+        cells = [_value_with_ci(result.by_convention[k], key, name) for k in keys]
+        rows.append(f"| {label} | {' | '.join(cells)} | {_published(key, name)} |")
+    return rows
+
+
+def _shift_lines(result) -> list[str]:
+    """The compute-optimal exponents counted as Kaplan and as Hoffmann counted, beside their published values."""
+    kaplan, hoffmann = (result.by_convention.get(k) for k in (KAPLAN_CONVENTION, HOFFMANN_CONVENTION))
+    if kaplan is None or hoffmann is None:
+        return []
+    lines = []
+    for label, key, _ in _exponent_rows(result):
+        if key in ("N_opt_frontier", "N_opt") and key in kaplan.fits and key in hoffmann.fits:
+            lines.append(f"- {label}: a = {kaplan.fits[key].params['exponent']:.3g} counted as Kaplan did "
+                         f"({KAPLAN_CONVENTION}), {hoffmann.fits[key].params['exponent']:.3g} counted as Hoffmann "
+                         f"did ({HOFFMANN_CONVENTION}); published {laws.KAPLAN_EXPONENTS['N_opt']} (Kaplan) and "
+                         f"{laws.CHINCHILLA_EXPONENTS['N_opt']} (Chinchilla).")
+    return lines
+
+
+def _convention_section(result) -> list[str]:
+    if not result.by_convention:
+        return []
+    return (["## Headline exponents under every convention", "",
+             "Each law refitted with N and C counted each way (exponents are dimensionless; 95% CI in brackets; "
+             "– not fitted under that convention, fits.json `by_convention` says why). Part of the move from "
+             "Kaplan's compute-optimal exponent to Chinchilla's is this counting alone (Porian et al. 2024, "
+             "Pearce & Song 2024).", ""]
+            + convention_rows(result) + [""] + _shift_lines(result) + [""])
 
 
 def law_form(f) -> tuple[str, str]:
@@ -67,30 +192,51 @@ def law_form(f) -> tuple[str, str]:
 
 
 def _forms(result) -> list[str]:
-    return [f"- **{key}**: {law_form(f)[0]} ({law_form(f)[1]}); {f.n_points} points: {f.extra['points']}"
-            for key, f in result.fits.items()]
+    return [f"- **{key}**: {law_form(f)[0]} ({law_form(f)[1]}); {f.n_points} points: {f.extra['points']}; "
+            f"intervals: {f.extra.get('ci_method', 'none')}" for key, f in result.fits.items()]
+
+
+def _conventions_line(result) -> str:
+    u = result.units()
+    if "points_file" in result.setting:
+        counted = "N and C as counted in the points file (C = 6·N·D where it gives D)"
+    else:
+        counted = f"headline convention **{result.convention.key}**: N = {u['N']}; C = {u['C']}"
+    return (f"{counted}. Loss in {u['loss']}; D in {u['D']}; B in {u['B']}; S in {u['S']}. Intervals: 95% "
+            "bootstrap of what is independent (each law's method under Laws), bias-corrected percentiles "
+            "widened to the t quantile.")
+
+
+def _section(title: str, intro: str, rows: list[str]) -> list[str]:
+    """A titled table, or nothing when the table has no rows beyond its header."""
+    if len(rows) <= 2:
+        return []
+    return [f"## {title}", ""] + ([intro, ""] if intro else []) + rows + [""]
 
 
 def markdown(result, figures: list[str], missing: list[str]) -> str:
     setting = ", ".join(f"{k} {v}" for k, v in result.setting.items())
-    lines = [f"# Scaling-law fits: {result.name}", "",
-             f"Setting: {setting}. Loss in nats/token; N = non-embedding parameters; D = tokens; "
-             "C = 6·N·D FLOPs; B in tokens; S in steps. Intervals: 95% bootstrap (smoothed residual "
-             "bootstrap, bias-corrected percentiles widened to the t quantile).", ""]
+    lines = [f"# Scaling-law fits: {result.name}", "", f"Setting: {setting}; {_conventions_line(result)}", ""]
     if result.runs or result.excluded:
         lines += [f"## Runs: {len(result.runs)} used, {len(result.excluded)} excluded", ""]
         lines += [f"- excluded {name}: {why}" for name, why in result.excluded] or ["- none excluded"]
         lines.append("")
+    lines += _convention_section(result)
     lines += ["## Laws", ""] + _forms(result) + [""]
     lines += ["## Fitted constants", "",
-              "Published constants are for other tokenizers and data (Kaplan: GPT-2 BPE on WebText2; "
-              "Chinchilla: MassiveText): exponents compare across setups, scales only with the same "
-              "tokenizer.", ""] + constants_rows(result) + [""]
+              "In the headline convention. Published constants are for other tokenizers and data (Kaplan: GPT-2 "
+              "BPE on WebText2, N non-embedding; Chinchilla: MassiveText, N total parameters): exponents compare "
+              "across setups, scales only with the same tokenizer and convention.", ""] + constants_rows(result) + [""]
     warnings = [f"- {key}: {f.extra['warning']}" for key, f in result.fits.items() if "warning" in f.extra]
     if warnings:
         lines += ["## Warnings", ""] + warnings + [""]
-    lines += ["## Held-out check", "", "Fit on all but the largest models, predict the held-out ones "
-              "(relative error of the predicted loss).", ""] + held_out_rows(result) + [""]
+    lines += _section("Goodness of fit", "Root mean square of the log residuals over the points fitted "
+                      "(dimensionless; about the typical relative error).", goodness_rows(result))
+    lines += _section("Rolling prediction", "Fit on the k smallest sizes (or budgets), predict the next: mean "
+                      "absolute relative error of the predicted loss (N_opt, D_opt: of the predicted optimum).",
+                      rolling_rows(result))
+    lines += _section("Held-out check", "Fit on all but the largest models, predict the held-out ones "
+                      "(relative error of the predicted loss).", held_out_rows(result))
     if result.skipped:
         lines += ["## Not fitted", ""] + [f"- {k}: {why}" for k, why in result.skipped.items()] + [""]
     lines += ["## Figures", ""] + [f"![{stem}](figures/{stem}.png)\n" for stem in figures]

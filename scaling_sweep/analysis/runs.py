@@ -54,6 +54,8 @@ class Run:
             return f"diverged ({reason})"
         if not self.summary.finished:
             return f"unfinished (status {self.status}: {reason})"
+        if not self.summary.step:
+            return f"never trained (stopped at step 0: {reason}); its loss is that of an untrained model"
         if not np.isfinite(self.final_loss):
             return "no finite validation loss"
         return None

@@ -56,33 +56,43 @@ EPOCH_REPLICATION = {"E": 1.82, "A": 482.0, "B": 2085.4, "alpha": 0.3478, "beta"
 # trained (section 4). Hoffmann's and Besiroglu's N counts every parameter, embeddings included.
 CHINCHILLA_LARGEST_BUDGET = 5.76e23
 
-# Chinchilla's N_opt ∝ C^a, D_opt ∝ C^b (approaches 1 and 2); Kaplan's D_opt = C/(6·N_opt)
+# Chinchilla's N_opt ∝ C^a, D_opt ∝ C^b (approaches 1 and 2). Kaplan's eq. 1.7 (Table 6): along the
+# compute-efficient frontier N ∝ C_min^0.73, B ∝ B_crit ∝ C_min^0.24, S_min ∝ C_min^0.03, D_opt = C/(6·N_opt)
 CHINCHILLA_EXPONENTS = {"N_opt": 0.50, "D_opt": 0.50}
-KAPLAN_EXPONENTS = {"N_opt": 0.73, "D_opt": 0.27}
+KAPLAN_EXPONENTS = {"N_opt": 0.73, "D_opt": 0.27, "B_crit": 0.24, "S_min": 0.03}
 
 # fits.json's layout version: analyze writes it (the fitted laws under "laws", keyed as
-# LAW_INFO), plan --fit reads it.
-FITS_SCHEMA_VERSION = 1
+# LAW_INFO), plan --fit reads it. 2: each law's bootstrap "samples" and "fit_range", "by_convention".
+FITS_SCHEMA_VERSION = 2
 
 # What each law is, for reports and fits.json; constants are named as in the formulas below.
 LAW_INFO = {
     "L_N": ("L = (N_c/N)^alpha_N", "Kaplan et al. 2020 eq. 1.1"),
     "L_D": ("L = (D_c/D)^alpha_D", "Kaplan et al. 2020 eq. 1.2"),
-    "L_Cmin": ("L = (C_c/C)^alpha_C", "Kaplan et al. 2020 eq. 1.3"),
+    "L_Cmin": ("L = (C_c/C_min)^alpha_C", "Kaplan et al. 2020 eq. 1.3 (C_min: eq. 5.5)"),
+    "L_C": ("L = (C_c/C)^alpha_C", "Kaplan et al. 2020 eq. 3.3 (fixed batch size, not C_min)"),
     "L_ND": ("L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D", "Kaplan et al. 2020 eq. 1.5"),
     "L_NS": ("L = (N_c/N)^alpha_N + (S_c/S_min)^alpha_S", "Kaplan et al. 2020 eq. 1.6"),
     "B_crit": ("B_crit = B_star / L^(1/alpha_B)", "Kaplan et al. 2020 eq. 1.4, 5.1"),
     "chinchilla": ("L = E + A/N^alpha + B/D^beta", "Hoffmann et al. 2022 eq. 2 (approach 3)"),
     "N_opt": ("N_opt = N_coef * (C/PF-day)^exponent", "Kaplan et al. 2020 eq. 1.7; Hoffmann et al. 2022 approach 2"),
     "D_opt": ("D_opt = D_coef * (C/PF-day)^exponent", "Hoffmann et al. 2022 approach 2"),
+    "N_opt_frontier": ("N = N_coef * (C/PF-day)^exponent on the compute frontier",
+                       "Kaplan et al. 2020 eq. 1.7, fig. 14"),
+    "S_min_frontier": ("S_min = S_coef * (C_min/PF-day)^exponent on the frontier",
+                       "Kaplan et al. 2020 eq. 1.7, fig. 14"),
+    "B_frontier": ("B_crit = B_coef * (C_min/PF-day)^exponent on the frontier",
+                   "Kaplan et al. 2020 eq. 1.7, fig. 14"),
 }
 FLOOR_FORM = " + L_inf"  # appended to a power law's form when fitted with an irreducible term
 
+# {N} and {C} stand for the parameter and compute convention a fit was made in (report.constants fills them)
 CONSTANT_UNITS = {
-    "N_c": "non-embedding parameters", "D_c": "tokens", "C_c": "FLOPs (6N per token)",
+    "N_c": "{N}", "D_c": "tokens", "C_c": "{C}",
     "S_c": "steps", "B_star": "tokens", "L_inf": "nats/token", "E": "nats/token",
     "A": "nats/token * N^alpha", "B": "nats/token * D^beta",
-    "N_coef": "non-embedding parameters at 1 PF-day", "D_coef": "tokens at 1 PF-day",
+    "N_coef": "{N} at 1 PF-day", "D_coef": "tokens at 1 PF-day",
+    "S_coef": "steps at 1 PF-day", "B_coef": "tokens at 1 PF-day",
 }  # exponents (alpha_*, alpha, beta, exponent) are dimensionless
 
 

@@ -1,0 +1,64 @@
+"""report.md of small hand-made analyses: units in the convention fitted, the convention table, the checks."""
+
+from functools import partial
+
+import numpy as np
+
+from scaling_sweep.analysis import conventions, fit, report
+from scaling_sweep.analysis.analyze import Analysis
+from scaling_sweep.analysis.conventions import Convention
+from scaling_sweep.core import laws
+
+SETTING = {"tokenizer": "byte", "n_ctx": 128}
+
+
+def size_and_compute_analysis(convention=conventions.HEADLINE, alpha_N=0.1, seed=0) -> Analysis:
+    """L(N) on 6 sizes (with its rolling check) and fixed-batch L(C) on 5 runs' frontier points."""
+    rng = np.random.default_rng(seed)
+    result = Analysis("hand", SETTING, convention=convention)
+    N = np.geomspace(1e5, 1e7, 6)
+    loss = laws.loss_n(N, 1e10, alpha_N) * np.exp(0.01 * rng.standard_normal(6))
+    result.attempt("L_N", lambda: fit.fit_power_law(N, loss, "N", n_boot=200), data=([N], loss),
+                   rolling=partial(fit.fit_power_law, var="N"))
+    C = np.geomspace(1e12, 1e16, 20)
+    loss_C = laws.loss_cmin(C, 1e20, 0.06) * np.exp(0.01 * rng.standard_normal(20))
+    result.attempt("L_C", lambda: fit.fit_power_law(C, loss_C, "C", n_boot=200, groups=np.arange(20) // 4,
+                                                    law="L_C"), data=([C], loss_C))
+    return result
+
+
+def test_units_name_the_convention_fitted():
+    result = size_and_compute_analysis(Convention("total", "exact"))
+    rows = "\n".join(report.constants_rows(result))
+    assert "| L_N | N_c |" in rows and "| total parameters | Kaplan 8.8e+13 |" in rows
+    assert "| FLOPs (exact count) | Kaplan, fixed batch 1.382e+27 |" in rows  # L_C beside eq. 3.3's constants
+    text = report.markdown(result, [], [])
+    assert "headline convention **total/exact**: N = all parameters" in text
+    assert "intervals: case bootstrap over 5 independent groups" in text
+
+
+def test_convention_table_has_a_column_per_convention_and_the_published_values():
+    headline = size_and_compute_analysis()
+    headline.by_convention = {c.key: headline if c == headline.convention else
+                              size_and_compute_analysis(c, alpha_N=0.12, seed=i) for i, c in enumerate(conventions.ALL)}
+    del headline.by_convention["total/exact"].fits["L_N"]
+    rows = report.convention_rows(headline)
+    assert rows[0].startswith("| exponent | non_embedding/6N (headline) | non_embedding/exact | total/6N "
+                              "| total/exact |")
+    alpha_N = next(r for r in rows if r.startswith("| α_N"))
+    assert alpha_N.endswith("| – | Kaplan 0.076 |")
+    assert f"{headline.fits['L_N'].params['alpha_N']:.3g} [" in alpha_N
+    assert any(r.startswith("| α_C of L(C) at a fixed batch, eq. 3.3") for r in rows)  # no B_crit fit
+    assert next(r for r in rows if r.startswith("| Chinchilla α")).endswith("| Chinchilla 0.3392; Epoch 0.3478 |")
+
+
+def test_goodness_and_rolling_tables():
+    result = size_and_compute_analysis()
+    goodness = report.goodness_rows(result)
+    assert goodness[2] == f"| L_N | loss | 6 | {result.fits['L_N'].extra['goodness']['rmse_log']:.3g} |"
+    (rolling,) = report.rolling_rows(result)[2:]
+    steps = result.fits["L_N"].extra["rolling"]
+    assert rolling.startswith("| L_N | N (non-embedding parameters) | ") and rolling.count("→") == len(steps) == 3
+    text = report.markdown(result, [], [])
+    assert "## Goodness of fit" in text and "## Rolling prediction" in text
+    assert "## Headline exponents under every convention" not in text  # no by_convention: no table
