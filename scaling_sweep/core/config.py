@@ -77,6 +77,7 @@ class TrainConfig:
     seed: int = 0
     dtype: str = "auto"  # auto | fp32 | bf16
     compile: str = "auto"  # auto | on | off
+    threads: str = "auto"  # torch threads: auto (the cores the job was given; hardware.resolve_threads) or a number
     early_stop_patience: int = 0  # evaluations without val improvement before stopping; 0: off
     compute_budget: float | None = None  # FLOPs (6 N tokens); stop when spent
     stop_at: str = "none"  # none | compute_optimal: also stop where core.budget.stop_tokens says
@@ -156,6 +157,8 @@ def validate(cfg: RunConfig) -> None:
     _require(t.stop_at != "compute_optimal" or t.compute_budget is not None,
              "train.stop_at=compute_optimal needs train.compute_budget (FLOPs)")
     _require(t.early_stop_patience >= 0, f"train.early_stop_patience={t.early_stop_patience} must be >= 0")
+    _require(t.threads == "auto" or (t.threads.isdigit() and int(t.threads) > 0),
+             f"train.threads={t.threads!r} must be auto or a positive integer")
     for key, allowed in CHOICES.items():
         section, name = key.split(".")
         value = getattr(getattr(cfg, section), name)

@@ -55,6 +55,29 @@ def lease_free_gpu(poll_s: float = 5.0) -> int:
         time.sleep(poll_s)
 
 
+def cores_given() -> int:
+    """The cores this process may run on: all of the box's, or those taskset or a cpuset (SLURM's, a
+    container's) left it. A CPU-time quota (docker --cpus) does not show here."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def resolve_threads(name: str) -> int:
+    """train.threads: a number, or auto: OMP_NUM_THREADS where it is set for this job (by you, by torchrun for
+    several ranks, by Ray as the num_cpus it gave the job), else one thread per core given to this process."""
+    if name != "auto":
+        return int(name)
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    return int(omp) if omp.isdigit() and int(omp) > 0 else cores_given()
+
+
+def use_threads(name: str) -> int:
+    """Set torch's intra-op threads from train.threads; returns the number. OpenMP threads beyond the cores a
+    job has do not share well: with more threads than cores each step waits for the thread that lost its core."""
+    threads = resolve_threads(name)
+    torch.set_num_threads(threads)
+    return threads
+
+
 def cpu_has_bf16() -> bool:
     """True when the CPU has native bf16 arithmetic (AVX512-BF16 or AMX), where autocast pays."""
     try:

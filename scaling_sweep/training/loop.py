@@ -80,6 +80,7 @@ class TrainingRun:
 def build_run(cfg: RunConfig, run_dir: Path, dist: distributed.DistInfo) -> TrainingRun:
     device = dist.device
     hardware.configure(device)
+    hardware.use_threads(cfg.train.threads)
     dtype = hardware.resolve_dtype(cfg.train.dtype, device)
     splits = prepare_tokens(cfg.data, cfg.tokenizer, cfg.train.max_unique_tokens)
     vocab = splits.vocab_size

@@ -1,10 +1,14 @@
-"""Process-wide CPU settings: freed activation memory is reused rather than mapped afresh each step."""
+"""Process-wide settings: freed activation memory is reused rather than mapped afresh each step; torch's
+threads follow the cores a job was given."""
 
+import os
 import subprocess
 import sys
 import textwrap
 
 import pytest
+
+from scaling_sweep.training import hardware
 
 STEP_FAULTS = textwrap.dedent("""
     import resource, sys, torch
@@ -48,3 +52,29 @@ def test_configured_cpu_steps_reuse_heap_memory():
     default, configured = page_faults_per_step("default"), page_faults_per_step("configured")
     assert default > 500, "this shape no longer allocates fresh pages by default; pick a larger one"
     assert configured < default / 20
+
+
+THREADS = "from scaling_sweep.training import hardware; print(hardware.use_threads('auto'))"
+
+
+def threads_in_a_process(cores: set[int], env: dict[str, str]) -> int:
+    """torch's threads under train.threads=auto in a process started on `cores` only."""
+    out = subprocess.run([sys.executable, "-c", THREADS], capture_output=True, text=True, check=True, env=env,
+                         preexec_fn=lambda: os.sched_setaffinity(0, cores))
+    return int(out.stdout.strip())
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux's")
+def test_auto_threads_follow_the_cores_a_process_was_given():
+    env = {key: value for key, value in os.environ.items() if key != "OMP_NUM_THREADS"}
+    first = min(os.sched_getaffinity(0))
+    assert threads_in_a_process({first}, env) == 1
+    assert threads_in_a_process(os.sched_getaffinity(0), env) == len(os.sched_getaffinity(0))
+
+
+def test_auto_threads_take_the_launchers_omp_num_threads(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # what Ray sets for a job it gave 3 CPUs, or torchrun for its ranks
+    assert hardware.resolve_threads("auto") == 3
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert hardware.resolve_threads("auto") == hardware.cores_given()
+    assert hardware.resolve_threads("5") == 5

@@ -86,6 +86,7 @@ def test_gradient_accumulation_matches_the_full_batch(tiny_config, tmp_path):
     ("train", "dtype", "fp8", "train.dtype"),
     ("model", "activation", "relu", "model.activation"),
     ("train", "stop_at", "compute_optimal", "train.stop_at"),
+    ("train", "threads", "0", "train.threads"),
 ])
 def test_bad_config_names_its_key(tiny_config, section, key, value, named):
     cfg = tiny_config(**{section: {key: value}})
