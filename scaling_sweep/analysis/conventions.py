@@ -58,9 +58,11 @@ class Convention:
         return None
 
     def apply(self, run: Run) -> Run:
-        """The run with N and every FLOP count (summary and learning curve) in this convention."""
+        """The run with N and every FLOP count (summary, cooldown branches, learning curve) in this convention."""
         per_token = self.flops_per_token(run)
-        summary = replace(run.summary, N=self.n_params(run), flops=per_token * (run.summary.tokens or 0))
+        cooldowns = [{**c, "flops": per_token * c["tokens"]} for c in run.summary.cooldowns]
+        summary = replace(run.summary, N=self.n_params(run), flops=per_token * (run.summary.tokens or 0),
+                          cooldowns=cooldowns)
         metrics = {**run.metrics, "flops": per_token * run.metrics["tokens"]}
         return replace(run, summary=summary, metrics=metrics)
 

@@ -160,24 +160,37 @@ def isoflop_profiles(runs: list[Run], n_budgets: int = 6) -> tuple[list[dict], s
     schedule had not finished by C: losses above a run trained for C), using the runs at the
     most common batch size. Returns the profiles ({"C", "N", "D", "loss", "run"}: "run" numbers
     the run each point comes from) with at least MIN_PROFILE_SIZES sizes, and how they were made."""
-    budget_runs = [r for r in runs if r.summary.stop_reason == "compute_budget"]
-    if budget_runs:
-        profiles = budget_profiles(*(np.array([getattr(r.summary, k) for r in budget_runs], float)
-                                     for k in ("flops", "N")),
-                                   np.array([r.final_loss for r in budget_runs]))
-        return profiles, "final losses of runs stopped at each compute budget"
+    budget_points = _budget_points(runs)
+    if len(budget_points[0]):
+        return (budget_profiles(*budget_points),
+                "final losses of runs stopped at each compute budget and of their wsd cooldown branches")
     profiles = _curve_profiles(at_modal_batch(runs), n_budgets)
     return _with_enough_sizes(profiles), "learning curves read at fixed compute (schedules not finished at C)"
 
 
-def budget_profiles(C, N, loss, gap: float = 1.25, spread: float = 1.5) -> list[dict]:
+def _budget_points(runs: list[Run]) -> tuple[np.ndarray, ...]:
+    """(C, N, loss, run) of every run stopped at its compute budget and of every wsd cooldown branch
+    (optim.cooldown_budgets: the run of that length, trained from the stable phase)."""
+    rows = []
+    for index, run in enumerate(runs):
+        s = run.summary
+        rows += [(c["flops"], s.N, c["val_loss"], index) for c in s.cooldowns]
+        if s.stop_reason == "compute_budget":
+            rows.append((s.flops, s.N, run.final_loss, index))
+    C, N, loss, run = np.array(rows, float).T if rows else (np.array([]),) * 4
+    return C, N, loss, run.astype(int)
+
+
+def budget_profiles(C, N, loss, run=None, gap: float = 1.25, spread: float = 1.5) -> list[dict]:
     """Points grouped into compute budgets: sorted C is split wherever consecutive values
     differ by more than a factor gap (budgets read off a figure scatter by a few percent);
-    a group spanning more than a factor spread is no budget and is dropped."""
+    a group spanning more than a factor spread is no budget and is dropped. run numbers the run
+    each point comes from (default: every point its own)."""
+    run = np.arange(len(C)) if run is None else np.asarray(run)
     order = np.argsort(C)
     breaks = np.nonzero(np.diff(np.log(C[order])) > np.log(gap))[0] + 1
     groups = [g for g in np.split(order, breaks) if C[g].max() <= spread * C[g].min()]
-    return _with_enough_sizes([_profile(np.exp(np.log(C[g]).mean()), N[g], loss[g], g) for g in groups])
+    return _with_enough_sizes([_profile(np.exp(np.log(C[g]).mean()), N[g], loss[g], run[g]) for g in groups])
 
 
 def _with_enough_sizes(profiles):

@@ -54,8 +54,13 @@ class DataConfig:
 @dataclass
 class OptimConfig:
     lr: float | None = None  # None: Kaplan et al. 2020 eq. D.1, LR(N) from non-embedding N
-    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    min_lr_ratio: float = 0.1  # the schedule decays to lr * min_lr_ratio
     warmup_steps: int = 50
+    schedule: str = "cosine"  # cosine | wsd (warmup, stable, decay: Hägele et al. 2024)
+    decay_fraction: float = 0.2  # wsd: each decay (the final one and every cooldown) spans this share of its run
+    # wsd: compute budgets (FLOPs, 6·N·tokens) at which a cooldown branch from the stable phase ends and is
+    # recorded as a point of its own (N, D, loss); the run itself goes on, to train.compute_budget or its end
+    cooldown_budgets: list[float] = field(default_factory=list)
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95
@@ -123,6 +128,7 @@ CHOICES = {
     "train.dtype": ("auto", "fp32", "bf16"),
     "train.compile": ("auto", "on", "off"),
     "train.stop_at": ("none", "compute_optimal"),
+    "optim.schedule": ("cosine", "wsd"),
 }
 
 
@@ -153,6 +159,11 @@ def validate(cfg: RunConfig) -> None:
              f"(train.batch_size * (model.n_ctx + 1) = {t.batch_size * (m.n_ctx + 1)} tokens)")
     _require(o.warmup_steps >= 0, f"optim.warmup_steps={o.warmup_steps} must be >= 0")
     _require(0 <= o.min_lr_ratio <= 1, f"optim.min_lr_ratio={o.min_lr_ratio} must lie in [0, 1]")
+    _require(0 < o.decay_fraction <= 1, f"optim.decay_fraction={o.decay_fraction} must lie in (0, 1]")
+    _require(all(isinstance(c, (int, float)) and c > 0 for c in o.cooldown_budgets),
+             f"optim.cooldown_budgets={list(o.cooldown_budgets)} must be positive FLOP budgets")
+    _require(not o.cooldown_budgets or o.schedule == "wsd",
+             "optim.cooldown_budgets needs optim.schedule=wsd (cooldowns branch off its stable phase)")
     _require(0 < cfg.data.val_fraction < 1, f"data.val_fraction={cfg.data.val_fraction} must lie in (0, 1)")
     _require(t.stop_at != "compute_optimal" or t.compute_budget is not None,
              "train.stop_at=compute_optimal needs train.compute_budget (FLOPs)")

@@ -8,7 +8,7 @@ not know are kept in ``extra``. The process training a run holds ``run.lock`` in
 (:func:`run_lock`), so two launches never write one folder.
 
 Schema versions: 1 = files written before the schema carried a version (same keys); 2 adds
-``schema_version`` and ``hardware``.
+``schema_version``, ``hardware`` and ``cooldowns``.
 """
 
 from __future__ import annotations
@@ -108,6 +108,8 @@ class RunSummary:
     units: dict = field(default_factory=lambda: dict(UNITS))
     versions: dict = field(default_factory=dict)
     hardware: dict = field(default_factory=dict)
+    # wsd cooldown branches (optim.cooldown_budgets), each a point of its own: step, tokens, flops, val_loss
+    cooldowns: list = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
     extra: dict = field(default_factory=dict)  # keys of a newer schema, kept as read
 

@@ -4,6 +4,7 @@ and record it (metrics.jsonl, summary.json, TensorBoard, checkpoints)."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from scaling_sweep.data.sampler import BatchSampler, validation_batches
 from scaling_sweep.data.tokens import prepare_tokens
 from scaling_sweep.training import distributed, hardware
 from scaling_sweep.training.checkpoint import read_checkpoint, restore, save_checkpoint
-from scaling_sweep.training.optim import lr_at
+from scaling_sweep.training.optim import decay_lr, decay_start, lr_at
 from scaling_sweep.training.step import TrainingStep, autocast, build_training_step
 from scaling_sweep.training.tracking import RunLog
 
@@ -38,6 +39,7 @@ class LoopState:
     last_train_loss: float | None = None
     elapsed_s: float = 0.0
     rates: list = field(default_factory=list)  # tokens/s of each logged interval this session
+    cooldowns: list = field(default_factory=list)  # wsd cooldown branches done: step, tokens, flops, val_loss
 
 
 @dataclass
@@ -56,6 +58,7 @@ class TrainingRun:
     total_steps: int
     data_meta: dict
     dist: distributed.DistInfo
+    cooldown_ends: dict[int, int] = field(default_factory=dict)  # wsd: branch start step -> its end step
 
     @property
     def device(self) -> torch.device:
@@ -90,6 +93,7 @@ def build_run(cfg: RunConfig, run_dir: Path, dist: distributed.DistInfo) -> Trai
         cfg.model, vocab, cfg.optim, peak_lr, device=device, dtype=dtype,
         compile_model=hardware.resolve_compile(cfg.train.compile, device),
         micro_batch_size=cfg.train.micro_batch_size, seed=cfg.train.seed, dist=dist)
+    total_steps = budget.planned_steps(cfg, counts.non_embedding)
     return TrainingRun(
         cfg=cfg,
         run_dir=run_dir,
@@ -102,10 +106,20 @@ def build_run(cfg: RunConfig, run_dir: Path, dist: distributed.DistInfo) -> Trai
         counts=counts,
         flops_per_token=accounting.flops_per_token(cfg.model, vocab),
         peak_lr=peak_lr,
-        total_steps=budget.planned_steps(cfg, counts.non_embedding),
+        total_steps=total_steps,
         data_meta=splits.meta,
         dist=dist,
+        cooldown_ends=cooldown_ends(cfg, counts.non_embedding, total_steps),
     )
+
+
+def cooldown_ends(cfg: RunConfig, n_params: int, total_steps: int) -> dict[int, int]:
+    """The wsd cooldown branches of the run, {start step: end step}: each ends where 6·N·tokens
+    reaches one of optim.cooldown_budgets, and starts decay_fraction of its steps before; budgets
+    the run itself reaches at its end (or never reaches) have no branch."""
+    batch_tokens = cfg.train.batch_size * cfg.model.n_ctx
+    ends = {max(1, round(c / accounting.training_flops(n_params, batch_tokens))) for c in cfg.optim.cooldown_budgets}
+    return {decay_start(end, cfg.optim): end for end in sorted(ends) if end < total_steps}
 
 
 def checkpoint(run: TrainingRun, state: LoopState) -> None:
@@ -138,6 +152,33 @@ def train_step(run: TrainingRun, step: int) -> tuple[torch.Tensor, torch.Tensor]
     """One optimizer step over the global batch; returns (mean loss, grad norm) on device."""
     run.step_fn.set_lr(lr_at(step, run.peak_lr, run.cfg.optim, run.total_steps))
     return run.step_fn(*next(run.sampler))
+
+
+def cooldown(run: TrainingRun, state: LoopState, log: RunLog | None) -> None:
+    """Train the wsd cooldown branch that starts at this step to its end, evaluate it, record it as
+    a point of its own, and put model, optimizer, sampler and RNG back as they were, so the run
+    goes on as if the branch had not been trained (the branch is the run of that length would be)."""
+    end = run.cooldown_ends[state.step]
+    saved = (copy.deepcopy(run.model.state_dict()), copy.deepcopy(run.step_fn.optimizer.state_dict()),
+             run.sampler.state_dict(), torch.get_rng_state())
+    for step in range(state.step, end):
+        run.step_fn.set_lr(decay_lr(step, run.peak_lr, run.cfg.optim, end))
+        run.step_fn(*next(run.sampler))
+    tokens = end * run.batch_tokens
+    point = {"step": end, "tokens": tokens, "flops": run.flops(tokens), "val_loss": evaluate(run)}
+    state.cooldowns.append(point)
+    if log:
+        log.log_cooldown(point)
+    model_state, optimizer_state, sampler_state, rng = saved
+    run.model.load_state_dict(model_state)
+    run.step_fn.optimizer.load_state_dict(optimizer_state)
+    run.sampler.load_state_dict(sampler_state)
+    torch.set_rng_state(rng)
+
+
+def cooldown_due(run: TrainingRun, state: LoopState) -> bool:
+    return state.step in run.cooldown_ends and all(c["step"] != run.cooldown_ends[state.step]
+                                                       for c in state.cooldowns)
 
 
 def stop_reason(run: TrainingRun, state: LoopState) -> str | None:
@@ -193,6 +234,7 @@ def summary(run: TrainingRun, state: LoopState, status: str, reason: str | None)
         tokens_per_s=tokens_per_s, mfu=mfu(run, tokens_per_s),
         matmul_peak_flops=hardware.matmul_peak_flops(run.device, run.dtype),
         wall_time_s=state.elapsed_s, versions=hardware.versions(), hardware=hardware.describe(run.device),
+        cooldowns=state.cooldowns,
     )
 
 
@@ -227,6 +269,10 @@ def run_loop(run: TrainingRun, state: LoopState, log: RunLog | None) -> tuple[st
             log.log(MetricsRow(step=0, tokens=0, flops=0.0, flops_exact=0.0, val_loss=state.last_val_loss,
                                elapsed_s=0.0))
     while (reason := stop_reason(run, state)) is None:
+        if cooldown_due(run, state):
+            branch_start = time.perf_counter()
+            cooldown(run, state, log)
+            interval_start += time.perf_counter() - branch_start  # the branch's time is not the run's
         loss, grad_norm = train_step(run, state.step)
         loss_sum += loss
         steps_in_interval += 1

@@ -1,4 +1,5 @@
-"""AdamW with GPT-style decay groups, and the warmup + cosine learning-rate schedule."""
+"""AdamW with GPT-style decay groups, and the learning-rate schedules: warmup + cosine, or
+warmup-stable-decay (wsd) with its cooldowns."""
 
 from __future__ import annotations
 
@@ -32,10 +33,29 @@ def build_optimizer(model: GPT, cfg: OptimConfig, lr: float, device: torch.devic
 
 
 def lr_at(step: int, peak_lr: float, cfg: OptimConfig, total_steps: int) -> float:
-    """Linear warmup to peak_lr over warmup_steps, then cosine decay to peak_lr * min_lr_ratio."""
+    """Linear warmup to peak_lr over warmup_steps, then cosine decay to peak_lr * min_lr_ratio at
+    total_steps, or (schedule wsd) peak_lr until the final decay (decay_lr)."""
     if step < cfg.warmup_steps:
         return peak_lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "wsd":
+        return decay_lr(step, peak_lr, cfg, total_steps)
+    floor = peak_lr * cfg.min_lr_ratio
     decay_steps = max(1, total_steps - cfg.warmup_steps)
     progress = min(1.0, (step - cfg.warmup_steps) / decay_steps)
-    floor = peak_lr * cfg.min_lr_ratio
     return floor + 0.5 * (peak_lr - floor) * (1.0 + math.cos(math.pi * progress))
+
+
+def decay_start(end_step: int, cfg: OptimConfig) -> int:
+    """First step of a wsd decay that ends at end_step: the last decay_fraction of the steps."""
+    return max(cfg.warmup_steps, end_step - max(1, round(cfg.decay_fraction * end_step)))
+
+
+def decay_lr(step: int, peak_lr: float, cfg: OptimConfig, end_step: int) -> float:
+    """Warmup-stable-decay after warmup: peak_lr until decay_start, then down to peak_lr * min_lr_ratio
+    at end_step along 1 - sqrt(progress), the cooldown shape Hägele et al. 2024 found best."""
+    start = decay_start(end_step, cfg)
+    if step < start:
+        return peak_lr
+    progress = min(1.0, (step - start + 1) / max(1, end_step - start))
+    floor = peak_lr * cfg.min_lr_ratio
+    return floor + (peak_lr - floor) * (1.0 - math.sqrt(progress))

@@ -48,6 +48,12 @@ class RunLog:
         self.metrics.append(row)
         _write_scalars(self.writer, row)
 
+    def log_cooldown(self, point: dict) -> None:
+        """A wsd cooldown branch's validation loss, against the step, tokens and GFLOPs where it ended."""
+        self.writer.add_scalar("cooldown/val", point["val_loss"], point["step"])
+        self.writer.add_scalar("cooldown_vs_tokens/val", point["val_loss"], point["tokens"])
+        self.writer.add_scalar("cooldown_vs_gflops_6N/val", point["val_loss"], int(point["flops"] / GFLOP))
+
     def write_summary(self, summary: RunSummary) -> None:
         runfiles.write_summary(self.run_dir, summary)
 

@@ -1,6 +1,7 @@
 """analyze end to end on a synthetic sweep folder and on the reference CSV; bad input."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from synthetic_sweep import TRUTH, run_specs, write_synthetic_sweep
 
 from scaling_sweep.analysis import analyze, fit, points, runs
 from scaling_sweep.core.laws import EPOCH_REPLICATION, chinchilla_loss, critical_batch
+from scaling_sweep.core.runfiles import RunSummary
 from scaling_sweep.planning import plan
 
 
@@ -188,3 +190,17 @@ def test_points_on_isoflop_budgets_give_chinchilla_allocation(tmp_path):
     assert result.fits["N_opt"].params["exponent"] == pytest.approx(a, abs=0.02)
     assert result.fits["D_opt"].params["exponent"] == pytest.approx(1 - a, abs=0.02)
     assert result.fits["chinchilla"].params["alpha"] == pytest.approx(EPOCH_REPLICATION["alpha"], rel=1e-3)
+
+
+def test_wsd_cooldown_branches_give_the_isoflop_profiles():
+    budgets = [1e15, 1e16, 1e17]
+    sweep = []
+    for N in (1e6, 3e6, 1e7, 3e7):
+        cooldowns = [{"step": 1, "tokens": C / (6 * N), "flops": C, "val_loss": chinchilla_loss(N, C / (6 * N),
+                                                                                                 **EPOCH_REPLICATION)}
+                     for C in budgets]
+        summary = RunSummary(status="completed", stop_reason="max_steps", N=int(N), cooldowns=cooldowns)
+        sweep.append(runs.Run(f"N{N:.0e}", Path("."), summary, {}))
+    profiles, source = points.isoflop_profiles(sweep)
+    assert [p["C"] for p in profiles] == pytest.approx(budgets) and "cooldown" in source
+    assert all(len(p["N"]) == 4 and sorted(p["run"]) == [0, 1, 2, 3] for p in profiles)
