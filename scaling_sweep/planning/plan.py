@@ -399,8 +399,6 @@ def inference_alternative(plan: Plan, inference_tokens: float | None = None) -> 
     return tokens_for_loss(plan.law, N, target)
 
 
-# --- the training stop criterion (train.stop_at=compute_optimal) -------------------------------
-
 # --- model shape ---------------------------------------------------------------------------------
 
 DEFAULT_VOCAB = 50257  # GPT-2's BPE, Kaplan's tokenizer
