@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import os
 import platform
 import sys
@@ -19,40 +18,20 @@ from scaling_sweep.core.config import ConfigError
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
-GPU_LOCK_DIR = Path(os.environ.get("SCALING_SWEEP_GPU_LOCKS", "/tmp/scaling_sweep_gpu_locks"))
-_leases: list = []  # lock files held for the life of the process
-
-
 def resolve_device(name: str) -> torch.device:
+    """auto: the GPU this process sees first (a launcher such as Ray shows each job only its own), else the CPU."""
     if name == "auto":
-        if not torch.cuda.is_available():
-            return torch.device("cpu")
-        return torch.device("cuda", lease_free_gpu()) if torch.cuda.device_count() > 1 else torch.device("cuda")
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device={name}: CUDA is not available on this machine (use device=cpu)")
     return device
 
 
-def lease_free_gpu(poll_s: float = 5.0) -> int:
-    """Hold an exclusive lock on one visible GPU for this process's lifetime; wait if all are taken.
-
-    Parallel sweep jobs on one box (submitit's local launcher starts them all at once) thus
-    spread one job per GPU, and the rest queue until a GPU frees up.
-    """
-    GPU_LOCK_DIR.mkdir(parents=True, exist_ok=True)
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "all").replace(",", "-")
-    while True:
-        for index in range(torch.cuda.device_count()):
-            handle = open(GPU_LOCK_DIR / f"{visible}.{index}.lock", "w")
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.close()
-                continue
-            _leases.append(handle)
-            return index
-        time.sleep(poll_s)
+def gpus_per_job(device: str) -> int:
+    """The GPUs a sweep job asks a launcher for (configs/launcher/ray.yaml): one where the run's device
+    is a GPU, or is auto and this process sees one; else none."""
+    return int(device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()))
 
 
 def cores_given() -> int:

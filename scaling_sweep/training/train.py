@@ -22,7 +22,7 @@ from scaling_sweep.core.errors import USER_ERROR_EXIT, UserError, print_error
 from scaling_sweep.core.runfiles import RunSummary
 from scaling_sweep.data.tokenizer import check_tokenizer_name
 from scaling_sweep.data.tokens import check_data_config
-from scaling_sweep.training import distributed
+from scaling_sweep.training import distributed, hardware
 from scaling_sweep.training.loop import train
 
 PROG = "train"
@@ -52,9 +52,15 @@ def run_config(cfg: DictConfig) -> RunConfig:
         raise ConfigError(f"{getattr(err, 'full_key', None) or 'config'}: {str(err).splitlines()[0]}") from None
 
 
+def register_resolvers() -> None:
+    """The schema and core's resolvers, and the launcher presets' ${gpus_per_job:...}."""
+    register_configs()
+    OmegaConf.register_new_resolver("gpus_per_job", hardware.gpus_per_job, replace=True)
+
+
 @hydra.main(version_base=None, config_path=str(config_dir()), config_name="config")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    register_configs()  # again in a launcher's job process, which resolves ${floordiv:...} itself
+    register_resolvers()  # again in a launcher's job process, which resolves ${floordiv:...} itself
     try:
         run_cfg = run_config(cfg)
         validate_run(run_cfg)
@@ -74,7 +80,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     """The Hydra entry: the schema is registered before Hydra composes the config from sys.argv."""
-    register_configs()
+    register_resolvers()
     _hydra_main()
     if _skipped:
         print(f"{PROG}: {len(_skipped)} run(s) of the sweep skipped: {', '.join(_skipped)}", file=sys.stderr)

@@ -1,5 +1,5 @@
 """Process-wide settings: freed activation memory is reused rather than mapped afresh each step; torch's
-threads follow the cores a job was given."""
+threads follow the cores a job was given; device=auto."""
 
 import os
 import subprocess
@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import pytest
+import torch
 
 from scaling_sweep.training import hardware
 
@@ -78,3 +79,13 @@ def test_auto_threads_take_the_launchers_omp_num_threads(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS")
     assert hardware.resolve_threads("auto") == hardware.cores_given()
     assert hardware.resolve_threads("5") == 5
+
+
+def test_auto_device_is_the_gpu_a_job_sees_or_the_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert hardware.resolve_device("auto") == torch.device("cpu")
+    assert hardware.gpus_per_job("auto") == 0 and hardware.gpus_per_job("cpu") == 0
+    assert hardware.gpus_per_job("cuda") == 1 and hardware.gpus_per_job("cuda:1") == 1
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert hardware.resolve_device("auto") == torch.device("cuda")
+    assert hardware.gpus_per_job("auto") == 1

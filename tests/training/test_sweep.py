@@ -1,23 +1,30 @@
+import importlib.util
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
 from conftest import REPO
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from scaling_sweep.core.accounting import param_counts
+from scaling_sweep.core.config import config_dir
 from scaling_sweep.core.runfiles import read_metrics, read_summary, run_lock
 from scaling_sweep.training.sweep import grid, sweep_names
+from scaling_sweep.training.train import register_resolvers
 
 MODELS = ["demo/L2_d32", "demo/L2_d64", "demo/L3_d96"]
 
 
-def sweep_command(corpus_file, tmp_path, max_steps=30) -> list[str]:
+def sweep_command(corpus_file, tmp_path, max_steps=30, models=MODELS) -> list[str]:
     return [
-        sys.executable, "-m", "scaling_sweep.train", "+sweep=demo", f"model={','.join(MODELS)}",
+        sys.executable, "-m", "scaling_sweep.train", "+sweep=demo", f"model={','.join(models)}",
         "model.n_ctx=32", "train.batch_size=8", f"train.max_steps={max_steps}", "train.eval_every=10",
         "train.eval_windows=8", "train.checkpoint_every=5", "train.progress=false", "train.dtype=fp32",
         "data=text_files", f"data.path={corpus_file}", "data.name=test", "data.val_fraction=0.05",
@@ -25,8 +32,8 @@ def sweep_command(corpus_file, tmp_path, max_steps=30) -> list[str]:
     ]
 
 
-def run_sweep(args, **kwargs):
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+def run_sweep(args, env=None, **kwargs):
+    env = dict(env or os.environ, PYTHONPATH=str(REPO))
     return subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True, **kwargs)
 
@@ -88,6 +95,66 @@ def test_a_run_another_process_trains_is_skipped_and_the_sweep_goes_on(corpus_fi
     assert "train: 1 run(s) of the sweep skipped: " in out and "Traceback" not in out
     assert [read_summary(d).status for d in run_dirs(tmp_path) if d != held] == ["completed", "completed"]
     assert not (held / "metrics.jsonl").exists()
+
+
+def importable(*modules: str) -> bool:
+    try:
+        return all(importlib.util.find_spec(name) is not None for name in modules)
+    except ModuleNotFoundError:  # a dotted name whose parent package is missing
+        return False
+
+
+def most_at_once(intervals: list[tuple[float, float]]) -> int:
+    """The largest number of (start, end) intervals that overlap at one moment."""
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    running = peak = 0
+    for _, change in events:
+        running += change
+        peak = max(peak, running)
+    return peak
+
+
+def processes_naming(text: str) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if text in line and "ps -eo" not in line]
+
+
+needs_ray = pytest.mark.skipif(not importable("ray", "hydra_plugins.hydra_ray_launcher"), reason="pip install '.[ray]'")
+
+
+@needs_ray
+@pytest.mark.parametrize("device,gpus", [("cpu", 0), ("cuda", 1), ("cuda:1", 1)])
+def test_ray_jobs_ask_for_a_gpu_when_their_device_is_one(device, gpus):
+    register_resolvers()
+    with initialize_config_dir(str(config_dir()), version_base=None):
+        cfg = compose("config", ["+sweep=demo", "+launcher=ray", f"device={device}"], return_hydra_config=True)
+    remote = OmegaConf.to_container(cfg.hydra.launcher.ray.remote, resolve=True)
+    assert remote == {"num_cpus": 1, "num_gpus": gpus, "max_calls": 1}
+
+
+@pytest.mark.slow
+@needs_ray
+def test_a_sweep_through_ray_runs_two_jobs_at_a_time_each_on_the_core_it_was_given(corpus_file, tmp_path):
+    ray_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay under 108 characters
+    env = {key: value for key, value in os.environ.items() if key != "OMP_NUM_THREADS"}  # Ray sets it per job
+    args = sweep_command(corpus_file, tmp_path, models=[*MODELS, "demo/L4_d128"]) + [
+        "+launcher=ray", "hydra.launcher.ray.init.num_cpus=2", "hydra.launcher.ray.remote.num_cpus=1",
+        f"+hydra.launcher.ray.init._temp_dir={ray_dir}"]
+    try:
+        proc = run_sweep(args, env=env)
+        out, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0, out[-3000:]
+        assert not processes_naming(ray_dir), "Ray's processes outlived the sweep"
+    finally:
+        shutil.rmtree(ray_dir, ignore_errors=True)
+    dirs = run_dirs(tmp_path)
+    assert [d.name for d in dirs] == ["L2_d32_h2", "L2_d64_h2", "L3_d96_h3", "L4_d128_h4"]
+    summaries = [read_summary(d) for d in dirs]
+    assert [s.status for s in summaries] == ["completed"] * 4
+    assert all(read_metrics(d)[0][-1].step == 30 and any((d / "tb").iterdir()) for d in dirs)
+    assert [s.hardware["threads"] for s in summaries] == [1] * 4  # one core each, on a box of two or more
+    spans = [((d / ".hydra" / "config.yaml").stat().st_mtime, (d / "summary.json").stat().st_mtime) for d in dirs]
+    assert most_at_once(spans) == 2
 
 
 @pytest.mark.parametrize("name", [n for n in sweep_names() if n != "demo"])
