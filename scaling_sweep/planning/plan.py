@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from scaling_sweep.analysis.runs import SweepError, read_sweep
-from scaling_sweep.core import accounting, laws
+from scaling_sweep.core import accounting, hardware_peaks, laws
 from scaling_sweep.core.config import ModelConfig
 from scaling_sweep.core.errors import UserError, entry_point
 from scaling_sweep.core.runfiles import SUMMARY_FILE
@@ -157,19 +157,8 @@ FITTED_FORMS = {
 }
 READABLE_FITS_VERSIONS = range(1, laws.FITS_SCHEMA_VERSION + 1)  # version 1: no samples, no fit_range
 
-# Peak dense bf16 tensor FLOP/s per device, from the vendors' datasheets (the "with sparsity"
-# figures halved).
-DEVICE_PEAKS = {
-    "h100": (989e12, "NVIDIA H100 SXM datasheet: BF16 tensor core 1,979 TFLOPS with sparsity"),
-    "h100-pcie": (756e12, "NVIDIA H100 PCIe datasheet: BF16 tensor core 1,513 TFLOPS with sparsity"),
-    "h200": (989e12, "NVIDIA H200 SXM datasheet: BF16 tensor core 1,979 TFLOPS with sparsity"),
-    "a100": (312e12, "NVIDIA A100 datasheet: BF16 tensor core 312 TFLOPS dense"),
-    "l4": (121e12, "NVIDIA L4 datasheet: BF16 tensor core 242 TFLOPS with sparsity"),
-    "mi300x": (1307.4e12, "AMD Instinct MI300X datasheet: BF16 1,307.4 TFLOPS dense"),
-    "tpu-v4": (275e12, "Google Cloud TPU v4 documentation: 275 TFLOPS bf16 per chip"),
-    "tpu-v5e": (197e12, "Google Cloud TPU v5e documentation: 197 TFLOPS bf16 per chip"),
-    "tpu-v5p": (459e12, "Google Cloud TPU v5p documentation: 459 TFLOPS bf16 per chip"),
-}
+# Devices with a dense bf16 peak in core.hardware_peaks (vendors' datasheets), by the planner's name.
+DEVICE_PEAKS = {name: peak for name, peak in hardware_peaks.DEVICE_PEAKS.items() if peak.bf16}
 
 SEARCH_MAX = 1e40  # upper end (tokens or FLOPs) of the inverse questions' search
 
@@ -478,8 +467,8 @@ def device_throughput(device: str | None, mfu: float, peak: float | None = None)
     if peak is None:
         if device not in DEVICE_PEAKS:
             raise PlanError(f"--device {device}: unknown; one of {', '.join(DEVICE_PEAKS)} (or give --peak FLOP/s)")
-        peak, cite = DEVICE_PEAKS[device]
-        return Throughput(peak * mfu, f"{device} peak {peak:.4g} FLOP/s ({cite}) x MFU {mfu:g}")
+        sheet = DEVICE_PEAKS[device]
+        return Throughput(sheet.bf16 * mfu, f"{device} peak {sheet.bf16:.4g} FLOP/s ({sheet.source}) x MFU {mfu:g}")
     return Throughput(peak * mfu, f"peak {peak:.4g} FLOP/s x MFU {mfu:g}")
 
 
