@@ -19,8 +19,10 @@ settings, such as the allocator's, belong to it alone):
               settings: it differs from ours only in the model and step code.
 
 Per shape it prints tokens/s (median of the rounds, min-max), ours/peer ratios, achieved FLOP/s
-(the exact matmul count of scaling_sweep.accounting) and MFU against a large torch.mm in our
-dtype, measured in every round on the same device. Batches come from the project's own sampler
+(the exact matmul count of scaling_sweep.accounting) and MFU by both of training.mfu's conventions:
+over the device's datasheet dense peak in our dtype (GPUs; the headline there) and over a large
+torch.mm in our dtype, measured for --peak-s in every round on the same device (median of the
+rounds). Batches come from the project's own sampler
 (data.BatchSampler, as train.py builds it) over a random uint16 token array; the time the step
 loop spends waiting for it is reported as a share of step time
 (on a GPU this is host time, which overlaps with queued device work). Warm-up steps, including
@@ -57,7 +59,7 @@ from scaling_sweep.core import accounting  # noqa: E402
 from scaling_sweep.core.config import ModelConfig, OptimConfig  # noqa: E402
 from scaling_sweep.core.errors import entry_point  # noqa: E402
 from scaling_sweep.data.sampler import BatchSampler  # noqa: E402
-from scaling_sweep.training import hardware  # noqa: E402
+from scaling_sweep.training import hardware, mfu  # noqa: E402
 from scaling_sweep.training.optim import decay_groups  # noqa: E402
 from scaling_sweep.training.step import autocast, build_training_step, to_device  # noqa: E402
 
@@ -261,6 +263,8 @@ def bench_shape(shape: Shape, args, device: torch.device, dtype: str, compile_: 
     fpt = accounting.flops_per_token(shape.model_config(), shape.vocab).exact
     peak = statistics.median(peaks)
     med = {c.name: statistics.median(c.rates) for c in contenders}
+    denominators = mfu.Peaks(device, dtype, args.peak_s, hardware.datasheet_peak(device, dtype), measured=[peak])
+    fractions = denominators.mfu(fpt * med["ours"])
     row = {
         "shape": shape.name,
         "n_layer": shape.n_layer, "d_model": shape.d_model, "n_head": shape.n_head,
@@ -282,7 +286,10 @@ def bench_shape(shape: Shape, args, device: torch.device, dtype: str, compile_: 
         "flops_per_s": fpt * med["ours"],
         "matmul_peak_flops": peak,
         "matmul_peak_flops_min": min(peaks), "matmul_peak_flops_max": max(peaks),
-        "mfu": fpt * med["ours"] / peak,
+        "peak_flops_datasheet": denominators.datasheet.flops,
+        "peak_flops_datasheet_source": denominators.datasheet.source,
+        "mfu": fractions.headline, "mfu_convention": fractions.convention,
+        "mfu_datasheet": fractions.datasheet, "mfu_measured_peak": fractions.measured_peak,
         "data_wait_frac": statistics.median(ours.wait_fracs),
         "data_wait_frac_max": max(ours.wait_fracs),
         "rounds": args.repeats,
@@ -303,6 +310,10 @@ def fmt_rate(value: float | None, low: float | None = None, high: float | None =
     return f"{text} ({low:,.0f}-{high:,.0f})" if low is not None else text
 
 
+def fmt_fraction(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
 def print_row(row: dict) -> None:
     ratio = f"{row['ratio']:.2f}" if row["ratio"] is not None else "-"
     ratio_dtype = f"{row['ratio_same_dtype']:.2f}" if row["ratio_same_dtype"] is not None else "-"
@@ -314,7 +325,8 @@ def print_row(row: dict) -> None:
         f" | peer {fmt_rate(row['peer_tokens_per_s'], row['peer_tokens_per_s_min'], row['peer_tokens_per_s_max'])}"
         f" | peer {row['dtype']} {peer_dtype_rate}"
         f" | ours/peer {ratio} | ours/peer {row['dtype']} {ratio_dtype}"
-        f" | {row['flops_per_s'] / 1e9:,.1f} GFLOP/s | MFU {row['mfu']:.1%}"
+        f" | {row['flops_per_s'] / 1e9:,.1f} GFLOP/s | MFU {fmt_fraction(row['mfu_datasheet'])} of the datasheet"
+        f" peak, {fmt_fraction(row['mfu_measured_peak'])} of the measured mm peak"
         f" | data wait {row['data_wait_frac']:.2%}",
         flush=True,
     )
@@ -378,7 +390,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per contender after its first")
     parser.add_argument("--round-s", type=float, default=2.0, help="target seconds per contender per round")
     parser.add_argument("--max-steps", type=int, default=50, help="cap on steps per contender per round")
-    parser.add_argument("--peak-s", type=float, default=0.3, help="seconds of torch.mm per round for the peak")
+    parser.add_argument("--peak-s", type=float, default=1.0, help="seconds of torch.mm per round for the peak")
     parser.add_argument("--data-tokens", type=int, default=16_000_000,
                         help="size of the token array batches are drawn from")
     parser.add_argument("--no-peer", action="store_true", help="time ours only")
@@ -417,8 +429,11 @@ def main(argv: list[str] | None = None) -> int:
     env = environment(device, dtype, compile_, with_peer)
     load_before, others = os.getloadavg(), OtherCpuUse()
     print(" ".join(f"{k}={v}" for k, v in env.items()), f"load={load_before[0]:.2f}", flush=True)
-    print(f"matmul peak (2048^2 torch.mm): fp32 {hardware.measure_matmul_flops(device, 'fp32') / 1e9:,.0f} GFLOP/s, "
-          f"bf16 {hardware.measure_matmul_flops(device, 'bf16') / 1e9:,.0f} GFLOP/s", flush=True)
+    size = hardware.peak_matrix_size(device)
+    print(f"matmul peak ({size}^2 torch.mm): "
+          f"fp32 {hardware.measure_matmul_flops(device, 'fp32', args.peak_s) / 1e9:,.0f} GFLOP/s, "
+          f"bf16 {hardware.measure_matmul_flops(device, 'bf16', args.peak_s) / 1e9:,.0f} GFLOP/s; "
+          f"datasheet {dtype} peak: {hardware.datasheet_peak(device, dtype).source}", flush=True)
     rows = []
     for shape in args.shapes:
         row = bench_shape(shape, args, device, dtype, compile_, with_peer)

@@ -83,6 +83,8 @@ class TrainConfig:
     dtype: str = "auto"  # auto | fp32 | bf16
     compile: str = "auto"  # auto | on | off
     threads: str = "auto"  # torch threads: auto (the cores the job was given; hardware.resolve_threads) or a number
+    peak_flops: float | None = None  # FLOP/s of one device for MFU; None: its datasheet peak (core.hardware_peaks)
+    peak_trial_s: float = 1.0  # seconds per trial of the measured torch.mm peak (3 trials, start and end); 0: none
     early_stop_patience: int = 0  # evaluations without val improvement before stopping; 0: off
     compute_budget: float | None = None  # FLOPs (6 N tokens); stop when spent
     stop_at: str = "none"  # none | compute_optimal: also stop where core.budget.stop_tokens says
@@ -150,7 +152,7 @@ def validate(cfg: RunConfig) -> None:
     _require(m.d_ff is None or m.d_ff > 0, f"model.d_ff={m.d_ff} must be positive (or null for 4*d_model)")
     for key, value in (("train.max_tokens", t.max_tokens), ("train.max_unique_tokens", t.max_unique_tokens),
                        ("train.micro_batch_size", t.micro_batch_size), ("train.compute_budget", t.compute_budget),
-                       ("optim.lr", o.lr)):
+                       ("train.peak_flops", t.peak_flops), ("optim.lr", o.lr)):
         _require(value is None or value > 0, f"{key}={value} must be positive (or null)")
     _require(t.micro_batch_size is None or t.batch_size % t.micro_batch_size == 0,
              f"train.micro_batch_size={t.micro_batch_size} must divide train.batch_size={t.batch_size}")
@@ -168,6 +170,7 @@ def validate(cfg: RunConfig) -> None:
     _require(t.stop_at != "compute_optimal" or t.compute_budget is not None,
              "train.stop_at=compute_optimal needs train.compute_budget (FLOPs)")
     _require(t.early_stop_patience >= 0, f"train.early_stop_patience={t.early_stop_patience} must be >= 0")
+    _require(t.peak_trial_s >= 0, f"train.peak_trial_s={t.peak_trial_s} must be >= 0 (0: no measured peak)")
     _require(t.threads == "auto" or (t.threads.isdigit() and int(t.threads) > 0),
              f"train.threads={t.threads!r} must be auto or a positive integer")
     for key, allowed in CHOICES.items():

@@ -8,7 +8,9 @@ not know are kept in ``extra``. The process training a run holds ``run.lock`` in
 (:func:`run_lock`), so two launches never write one folder.
 
 Schema versions: 1 = files written before the schema carried a version (same keys); 2 adds
-``schema_version``, ``hardware`` and ``cooldowns``.
+``schema_version``, ``hardware`` and ``cooldowns``; 3 adds MFU by both conventions (``mfu_convention``,
+``mfu_datasheet`` and ``mfu_measured_peak`` with their denominators; in versions 1-2 ``mfu`` was over a
+single 0.3 s torch.mm measurement, i.e. today's measured_peak convention).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 from scaling_sweep.core.errors import UserError
 from scaling_sweep.core.files import LockHeldError, atomic_path, atomic_write_text, file_lock, remove_stale_temps
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SUMMARY_FILE = "summary.json"
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -102,8 +104,17 @@ class RunSummary:
     world_size: int = 1
     dtype: str | None = None
     tokens_per_s: float | None = None
+    # MFU (training.mfu): the headline is mfu_datasheet where a datasheet peak is known, else mfu_measured_peak
     mfu: float | None = None
-    matmul_peak_flops: float | None = None
+    mfu_convention: str | None = None  # datasheet | measured_peak: which one mfu is
+    mfu_datasheet: float | None = None  # exact FLOP/s per device over peak_flops_datasheet
+    peak_flops_datasheet: float | None = None
+    peak_flops_datasheet_source: str | None = None  # the datasheet (or train.peak_flops), or why there is none
+    mfu_measured_peak: float | None = None  # exact FLOP/s per device over matmul_peak_flops
+    matmul_peak_flops: float | None = None  # the larger of matmul_peak_measurements
+    matmul_peak_measurements: list = field(default_factory=list)  # FLOP/s at the start and at the end of the run
+    matmul_peak_method: str | None = None
+    mfu_warning: str | None = None  # set when a fraction is above 1: which denominator is suspect
     wall_time_s: float | None = None
     units: dict = field(default_factory=lambda: dict(UNITS))
     versions: dict = field(default_factory=dict)
@@ -143,7 +154,9 @@ class MetricsRow:
     val_loss: float | None = None
     grad_norm: float | None = None
     tokens_per_s: float | None = None
-    mfu: float | None = None
+    mfu: float | None = None  # the headline, as in the summary
+    mfu_datasheet: float | None = None
+    mfu_measured_peak: float | None = None
     elapsed_s: float | None = None
 
     def to_json(self) -> str:

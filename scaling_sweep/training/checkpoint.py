@@ -25,7 +25,7 @@ from scaling_sweep.core.files import atomic_path
 from scaling_sweep.core.runfiles import CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE, read_metrics
 
 # Keys that may change between a run and its resumption without changing what is trained.
-RESUMABLE_KEYS = {"train.progress", "device"}
+RESUMABLE_KEYS = {"train.progress", "device", "train.peak_flops", "train.peak_trial_s"}  # the last two: MFU only
 PAYLOAD_KEYS = {"model", "optimizer", "state", "rng", "sampler", "config"}
 # How torch.load(weights_only=True) names a global it refused to import (allowlist or blocklist).
 UNSAFE_GLOBAL = re.compile(r"GLOBAL (\S+) (?:was not an allowed global|whose module)")

@@ -1,18 +1,20 @@
-"""The device a run trains on: which one, which dtype, and its measured matmul peak."""
+"""The device a run trains on: which one, which dtype, its datasheet peak and its measured matmul peak."""
 
 from __future__ import annotations
 
 import ctypes
 import os
 import platform
+import statistics
 import sys
 import time
-from functools import cache
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from scaling_sweep.core import hardware_peaks
 from scaling_sweep.core.config import ConfigError
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -152,22 +154,59 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-@cache
-def matmul_peak_flops(device: torch.device, dtype: str, size: int = 2048, seconds: float = 0.3) -> float:
-    """FLOP/s of a large square torch.mm in the run's dtype: the MFU denominator on this device."""
-    return measure_matmul_flops(device, dtype, size, seconds)
+@dataclass(frozen=True)
+class DatasheetFlops:
+    """The device's datasheet dense peak in the run's dtype (None where there is none) and where it comes from."""
+
+    flops: float | None
+    source: str
 
 
-def measure_matmul_flops(device: torch.device, dtype: str, size: int = 2048, seconds: float = 0.3) -> float:
-    """One fresh measurement of torch.mm(size x size) FLOP/s (uncached: a benchmark repeats it)."""
+def datasheet_peak(device: torch.device, dtype: str, override: float | None = None) -> DatasheetFlops:
+    """The MFU denominator by the field's convention: the datasheet dense peak of this device in this dtype
+    (fp32 counts against TF32 tensor cores where fp32 matmuls use them), or `override` (train.peak_flops)."""
+    if override:
+        return DatasheetFlops(override, "train.peak_flops (given in the config)")
+    if device.type != "cuda":
+        return DatasheetFlops(None, "none: a CPU has no datasheet peak in the table (train.peak_flops gives one)")
+    name = torch.cuda.get_device_name(device)
+    sheet = hardware_peaks.match_device(name)
+    if sheet is None:
+        return DatasheetFlops(None, f"none: {name!r} is not in core/hardware_peaks.py (train.peak_flops gives one)")
+    tf32 = sheet.tf32 and torch.get_float32_matmul_precision() != "highest"  # hardware.configure: "high" on CUDA
+    unit = "bf16" if dtype == "bf16" else "tf32" if tf32 else "fp32"
+    if getattr(sheet, unit) is None:
+        return DatasheetFlops(None, f"none: {sheet.product} has no {unit} peak ({sheet.source})")
+    return DatasheetFlops(getattr(sheet, unit), f"{sheet.product}, dense {unit}: {sheet.source}")
+
+
+PEAK_TRIALS = 3
+
+
+def peak_matrix_size(device: torch.device) -> int:
+    """The torch.mm size of the measured peak: 2048 on a CPU; 8192 on a GPU, which a 2048 product
+    (a few microseconds of work) leaves partly idle."""
+    return 8192 if device.type == "cuda" else 2048
+
+
+def matmul_peak_flops(device: torch.device, dtype: str, seconds: float, trials: int = PEAK_TRIALS) -> float:
+    """The median of `trials` fresh torch.mm measurements of `seconds` each: a trial slowed by another
+    process (or a clock ramping up) does not move it."""
+    return statistics.median(measure_matmul_flops(device, dtype, seconds=seconds) for _ in range(trials))
+
+
+def measure_matmul_flops(device: torch.device, dtype: str, seconds: float = 1.0) -> float:
+    """One fresh measurement of the FLOP/s of a square torch.mm of peak_matrix_size."""
+    size = peak_matrix_size(device)
     a = torch.randn(size, size, device=device, dtype=DTYPES[dtype])
     b = torch.randn(size, size, device=device, dtype=DTYPES[dtype])
     torch.mm(a, b)
     synchronize(device)
+    per_sync = 10 if device.type == "cuda" else 1  # queue several GPU products per host wait
     repeats, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        for _ in range(10):
+        for _ in range(per_sync):
             torch.mm(a, b)
         synchronize(device)
-        repeats += 10
+        repeats += per_sync
     return 2.0 * size**3 * repeats / (time.perf_counter() - start)

@@ -18,7 +18,7 @@ from scaling_sweep.core.config import RunConfig
 from scaling_sweep.core.runfiles import MetricsRow, RunSummary
 from scaling_sweep.data.sampler import BatchSampler, validation_batches
 from scaling_sweep.data.tokens import prepare_tokens
-from scaling_sweep.training import distributed, hardware
+from scaling_sweep.training import distributed, hardware, mfu
 from scaling_sweep.training.checkpoint import read_checkpoint, restore, save_checkpoint
 from scaling_sweep.training.optim import decay_lr, decay_start, lr_at
 from scaling_sweep.training.step import TrainingStep, autocast, build_training_step
@@ -58,6 +58,7 @@ class TrainingRun:
     total_steps: int
     data_meta: dict
     dist: distributed.DistInfo
+    peaks: mfu.Peaks
     cooldown_ends: dict[int, int] = field(default_factory=dict)  # wsd: branch start step -> its end step
 
     @property
@@ -78,6 +79,10 @@ class TrainingRun:
 
     def flops_exact(self, tokens: int) -> float:
         return self.flops_per_token.exact * tokens
+
+    def device_flops_per_s(self, tokens_per_s: float | None) -> float | None:
+        """Exact FLOP/s of one device (of world_size) at a rate of the whole run."""
+        return self.flops_per_token.exact * tokens_per_s / self.dist.world_size if tokens_per_s else None
 
 
 def build_run(cfg: RunConfig, run_dir: Path, dist: distributed.DistInfo) -> TrainingRun:
@@ -109,6 +114,7 @@ def build_run(cfg: RunConfig, run_dir: Path, dist: distributed.DistInfo) -> Trai
         total_steps=total_steps,
         data_meta=splits.meta,
         dist=dist,
+        peaks=mfu.Peaks.at_start(device, dtype, cfg.train),
         cooldown_ends=cooldown_ends(cfg, counts.non_embedding, total_steps),
     )
 
@@ -231,8 +237,7 @@ def summary(run: TrainingRun, state: LoopState, status: str, reason: str | None)
         final_train_loss=state.last_train_loss, unigram_entropy=run.data_meta["train_unigram_entropy_nats"],
         lr=run.peak_lr, lr_rule="fixed" if cfg.optim.lr is not None else "kaplan_eq_D1",
         device=hardware.device_name(run.device), world_size=run.dist.world_size, dtype=run.dtype,
-        tokens_per_s=tokens_per_s, mfu=mfu(run, tokens_per_s),
-        matmul_peak_flops=hardware.matmul_peak_flops(run.device, run.dtype),
+        tokens_per_s=tokens_per_s, **run.peaks.summary_fields(run.device_flops_per_s(tokens_per_s)),
         wall_time_s=state.elapsed_s, versions=hardware.versions(), hardware=hardware.describe(run.device),
         cooldowns=state.cooldowns,
     )
@@ -241,19 +246,13 @@ def summary(run: TrainingRun, state: LoopState, status: str, reason: str | None)
 def log_row(run: TrainingRun, state: LoopState, loss_sum: torch.Tensor, grad_norm: torch.Tensor, n_steps: int,
             rate: float | None) -> MetricsRow:
     state.last_train_loss = (loss_sum / n_steps).item()
+    fractions = run.peaks.mfu(run.device_flops_per_s(rate))
     return MetricsRow(
         step=state.step, tokens=state.tokens, flops=run.flops(state.tokens), flops_exact=run.flops_exact(state.tokens),
         lr=run.step_fn.optimizer.param_groups[0]["lr"], train_loss=state.last_train_loss,
-        grad_norm=grad_norm.item(), tokens_per_s=rate, mfu=mfu(run, rate), elapsed_s=state.elapsed_s,
+        grad_norm=grad_norm.item(), tokens_per_s=rate, mfu=fractions.headline, mfu_datasheet=fractions.datasheet,
+        mfu_measured_peak=fractions.measured_peak, elapsed_s=state.elapsed_s,
     )
-
-
-def mfu(run: TrainingRun, tokens_per_s: float | None) -> float | None:
-    """Exact FLOP/s over the measured matmul peak of all devices in the run's dtype."""
-    if not tokens_per_s:
-        return None
-    peak = hardware.matmul_peak_flops(run.device, run.dtype)
-    return run.flops_per_token.exact * tokens_per_s / (peak * run.dist.world_size)
 
 
 def run_loop(run: TrainingRun, state: LoopState, log: RunLog | None) -> tuple[str, str]:
@@ -337,6 +336,7 @@ def train_session(run: TrainingRun, saved: dict | None) -> RunSummary:
             status, reason = run_loop(run, state, log)
             if status != "diverged":
                 checkpoint(run, state)
+            run.peaks.remeasure()  # the end of the run: the larger of the two peaks counts
         except KeyboardInterrupt:
             checkpoint(run, state)
             status, reason = "running", "interrupted"

@@ -26,7 +26,9 @@ def _write_scalars(writer: SummaryWriter, row: MetricsRow) -> None:
             writer.add_scalar(f"loss_vs_tokens/{split}", loss, tokens)
             writer.add_scalar(f"loss_vs_gflops_6N/{split}", loss, gflops)
     for value, tag in ((row.lr, "optim/lr"), (row.grad_norm, "optim/grad_norm"),
-                       (row.tokens_per_s, "throughput/tokens_per_s"), (row.mfu, "throughput/mfu")):
+                       (row.tokens_per_s, "throughput/tokens_per_s"), (row.mfu, "throughput/mfu"),
+                       (row.mfu_datasheet, "throughput/mfu_datasheet"),
+                       (row.mfu_measured_peak, "throughput/mfu_measured_peak")):
         if value is not None:
             writer.add_scalar(tag, value, step)
 

@@ -30,6 +30,7 @@ def test_files_written_before_the_schema_still_read(tmp_path):
     summary = runfiles.read_summary(tmp_path)
     assert summary.schema_version == 1 and summary.finished and summary.N == 25472
     assert summary.best_val_loss == pytest.approx(2.4329845905303955) and summary.extra == {}
+    assert summary.mfu == pytest.approx(0.10840585708538181) and summary.mfu_convention is None  # before schema 3
     rows, skipped = runfiles.read_metrics(tmp_path)
     assert skipped == 0 and [r.step for r in rows] == [0, 5, 10] and rows[0].val_loss == pytest.approx(5.5545626)
     run = read_run(tmp_path)

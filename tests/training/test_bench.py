@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO
 
 KEYS = {"ours_tokens_per_s", "peer_tokens_per_s", "peer_same_dtype_tokens_per_s", "ratio", "ratio_same_dtype",
-        "mfu", "data_wait_frac"}
+        "mfu", "mfu_convention", "mfu_datasheet", "mfu_measured_peak", "peak_flops_datasheet", "data_wait_frac"}
 HAS_TRANSFORMERS = importlib.util.find_spec("transformers") is not None
 
 
@@ -29,6 +29,8 @@ def run_bench(out: Path, env: dict | None = None) -> tuple[subprocess.CompletedP
     (row,) = table["shapes"]
     assert KEYS <= row.keys()
     assert row["ours_tokens_per_s"] > 0 and 0 < row["mfu"] < 1 and 0 <= row["data_wait_frac"] < 1
+    # a CPU has no datasheet peak: the headline is the measured-peak MFU
+    assert row["mfu_convention"] == "measured_peak" and row["mfu"] == row["mfu_measured_peak"]
     return proc, row
 
 
