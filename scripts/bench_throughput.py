@@ -386,7 +386,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="ours (auto: the project default)")
     parser.add_argument("--compile", default="auto", choices=["auto", "on", "off"],
                         help="ours (auto: the project default)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed rounds; each times every contender once")
+    parser.add_argument("--rounds", "--repeats", dest="repeats", type=int, default=5,
+                        help="timed rounds; each times every contender once")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per contender after its first")
     parser.add_argument("--round-s", type=float, default=2.0, help="target seconds per contender per round")
     parser.add_argument("--max-steps", type=int, default=50, help="cap on steps per contender per round")
