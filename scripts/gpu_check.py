@@ -71,7 +71,7 @@ def run_logged(cmd: list[str], log: Path, timeout: float, env: dict | None = Non
 def bench_check(workdir: Path) -> dict:
     out = workdir / "bench.json"
     run_logged([sys.executable, "scripts/bench_throughput.py", "--preset", "gpu", "--rounds", "3",
-                "--json", str(out)], workdir / "bench.log", timeout=330)
+                "--json", str(out)], workdir / "bench.log", timeout=400)
     return json.loads(out.read_text())
 
 
