@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -245,12 +246,18 @@ def markdown(result, figures: list[str], missing: list[str]) -> str:
 
 
 def to_tensorboard(result, log_dir: Path) -> None:
-    """The fitted constants as hparams metrics and the report tables as text, beside the runs."""
-    from torch.utils.tensorboard import SummaryWriter
+    """The fitted constants in the HParams tab (a row of their own, beside the runs' rows: this writes the
+    sweep's experiment record, core.hparams_tab) and the report's tables in the Text tab; no scalars. An
+    earlier analysis's events are removed: TensorBoard would show its session, the first in the folder."""
+    from tensorboard.plugins.text.summary_v2 import text_pb  # tensorboard loads only here
 
-    metrics = {f"fit/{key}/{name}": value for key, f in result.fits.items() for name, value in f.params.items()}
-    hparams = {k: str(v) for k, v in result.setting.items()}
-    with SummaryWriter(str(log_dir)) as writer:
-        writer.add_hparams(hparams, metrics, run_name=".")
-        writer.add_text("fits/constants", "\n".join(constants_rows(result)))
-        writer.add_text("fits/held_out", "\n".join(held_out_rows(result)))
+    from scaling_sweep.core import hparams_tab
+
+    shutil.rmtree(log_dir, ignore_errors=True)
+    constants = {f"fit/{key}/{name}": value for key, f in result.fits.items() for name, value in f.params.items()}
+    tables = {"fits/constants": constants_rows(result), "fits/held_out": held_out_rows(result)}
+    hparams_tab.write(log_dir, [
+        hparams_tab.experiment({name: name for name in constants}),
+        *hparams_tab.session(f"{result.name}/analysis", constants, "completed"),
+        *(text_pb(tag, "\n".join(rows)) for tag, rows in tables.items()),
+    ])

@@ -1,5 +1,5 @@
 """A run's record while it trains: metrics.jsonl and summary.json through core.runfiles, and
-TensorBoard scalars for people.
+TensorBoard scalars for people, with the run's row of the HParams tab once it ends.
 
 metrics.jsonl is the source of truth. On resume it is cut back to the checkpoint's step and
 the TensorBoard events are rebuilt from it, so a killed run never shows steps twice.
@@ -7,12 +7,13 @@ the TensorBoard events are rebuilt from it, so a killed run never shows steps tw
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 
 from torch.utils.tensorboard import SummaryWriter
 
-from scaling_sweep.core import runfiles
+from scaling_sweep.core import hparams_tab, runfiles
 from scaling_sweep.core.runfiles import MetricsRow, RunSummary
 
 GFLOP = 1e9
@@ -42,13 +43,20 @@ class RunLog:
         runfiles.write_metrics(run_dir, kept)
         shutil.rmtree(run_dir / runfiles.TB_DIR, ignore_errors=True)
         self.writer = SummaryWriter(str(run_dir / runfiles.TB_DIR))
+        self.best_val_loss = math.inf
         for row in kept:
-            _write_scalars(self.writer, row)
+            self._write(row)
         self.metrics = runfiles.MetricsAppender(run_dir)
+
+    def _write(self, row: MetricsRow) -> None:
+        _write_scalars(self.writer, row)
+        if row.val_loss is not None:  # the best so far: the HParams tab shows its last value
+            self.best_val_loss = min(self.best_val_loss, row.val_loss)
+            self.writer.add_scalar(hparams_tab.BEST_VAL_TAG, self.best_val_loss, row.step)
 
     def log(self, row: MetricsRow) -> None:
         self.metrics.append(row)
-        _write_scalars(self.writer, row)
+        self._write(row)
 
     def log_cooldown(self, point: dict) -> None:
         """A wsd cooldown branch's validation loss, against the step, tokens and GFLOPs where it ended."""
@@ -57,7 +65,11 @@ class RunLog:
         self.writer.add_scalar("cooldown_vs_gflops_6N/val", point["val_loss"], int(point["flops"] / GFLOP))
 
     def write_summary(self, summary: RunSummary) -> None:
+        """summary.json; a run that has ended (not "running") also gets its HParams session."""
         runfiles.write_summary(self.run_dir, summary)
+        if summary.status != "running":
+            for record in hparams_tab.run_session(summary):
+                self.writer.file_writer.add_summary(record)
 
     def close(self) -> None:
         self.metrics.close()
