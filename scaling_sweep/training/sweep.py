@@ -1,7 +1,8 @@
 """Sweeps as Hydra multiruns: data prepared once before the jobs, and the grid a sweep file defines.
 
-`python -m scaling_sweep.sweep [NAME ...]` prints each sweep's grid (what varies, N range,
-tokens per run, total FLOPs) without training anything.
+`python -m scaling_sweep.sweep [NAME ...] [--list]` prints each sweep's grid (what varies, N range,
+tokens per run, total FLOPs, device-hours at an assumed peak and MFU) without training anything; --list
+adds every run's shape, steps, tokens and device-hours.
 """
 
 from __future__ import annotations
@@ -9,16 +10,20 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from scaling_sweep.core import accounting, budget
+from scaling_sweep.core import accounting, budget, hardware_peaks
 from scaling_sweep.core.config import ConfigError, DataConfig, RunConfig, TokenizerConfig, config_dir, register_configs
 from scaling_sweep.core.errors import USER_ERROR_EXIT, UserError, entry_point, print_error
+from scaling_sweep.data.tokenizer import vocab_size
 from scaling_sweep.data.tokens import prepare_tokens
+
+DEFAULT_DEVICE, DEFAULT_MFU = "h100", 0.4  # the device-hours' assumption unless --device/--peak and --mfu say
 
 
 class PrepareDataOnce(Callback):
@@ -66,10 +71,52 @@ def grid(name: str, overrides: tuple[str, ...] = (), params: dict[str, list[str]
         ]
 
 
-def describe(name: str, runs: list[RunConfig]) -> dict:
-    counts = [accounting.non_embedding_params(r.model) for r in runs]
-    tokens = [planned_tokens(r, n) for r, n in zip(runs, counts)]
-    flops = sum(accounting.training_flops(n, t) for n, t in zip(counts, tokens))
+@dataclass(frozen=True)
+class PlannedRun:
+    """What one run of a sweep will train, as its schedule plans it (early stopping may end it sooner)."""
+
+    cfg: RunConfig
+    counts: accounting.ParamCounts
+    steps: int
+    tokens: int
+    flops_exact_per_token: float
+
+    @property
+    def flops(self) -> float:
+        return accounting.training_flops(self.counts.non_embedding, self.tokens)
+
+    def device_hours(self, flops_per_s: float) -> float:
+        return self.flops_exact_per_token * self.tokens / flops_per_s / 3600
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Exact FLOP/s (every matmul, as runs count MFU) that one device is assumed to sustain."""
+
+    flops_per_s: float
+    words: str
+
+
+def plan_run(cfg: RunConfig) -> PlannedRun:
+    vocab = cfg.model.vocab_size or vocab_size(cfg.tokenizer)
+    counts = accounting.param_counts(cfg.model, vocab)
+    steps = budget.planned_steps(cfg, counts.non_embedding)
+    return PlannedRun(cfg, counts, steps, steps * cfg.train.batch_size * cfg.model.n_ctx,
+                      accounting.flops_per_token(cfg.model, vocab).exact)
+
+
+def throughput(device: str, mfu: float, peak: float | None) -> Throughput:
+    """A device's bf16 dense datasheet peak (or `peak` FLOP/s) times MFU."""
+    if peak is not None:
+        return Throughput(peak * mfu, f"a peak of {peak:.4g} FLOP/s at MFU {mfu:g}")
+    sheet = hardware_peaks.DEVICE_PEAKS[device]
+    words = f"the bf16 dense peak of one {sheet.product}, {sheet.bf16:.4g} FLOP/s, at MFU {mfu:g}"
+    return Throughput(sheet.bf16 * mfu, words)
+
+
+def describe(name: str, runs: list[PlannedRun], speed: Throughput) -> dict:
+    counts = [r.counts.non_embedding for r in runs]
+    tokens = [r.tokens for r in runs]
     return {
         "sweep": name,
         "runs": len(runs),
@@ -77,12 +124,23 @@ def describe(name: str, runs: list[RunConfig]) -> dict:
         "N_max": max(counts),
         "tokens_min": min(tokens),
         "tokens_max": max(tokens),
-        "total_flops": flops,
+        "total_flops": sum(r.flops for r in runs),
+        "device_hours": sum(r.device_hours(speed.flops_per_s) for r in runs),
     }
 
 
-def planned_tokens(cfg: RunConfig, n_params: int) -> int:
-    return budget.planned_steps(cfg, n_params) * cfg.train.batch_size * cfg.model.n_ctx
+def mfu_fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text}: MFU is a fraction in (0, 1]")
+    return value
+
+
+def positive_flops(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text}: a peak is a positive number of FLOP/s")
+    return value
 
 
 @entry_point("sweep")
@@ -92,6 +150,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help=f"sweeps to show (default: all of {', '.join(sweep_names())})")
     parser.add_argument("--list", action="store_true", help="also list every run of each sweep")
     parser.add_argument("--config-dir", type=Path, help="a folder of your own configs (as train's --config-dir)")
+    devices = [name for name, sheet in hardware_peaks.DEVICE_PEAKS.items() if sheet.bf16]
+    parser.add_argument("--device", choices=devices, default=DEFAULT_DEVICE,
+                        help=f"device whose bf16 dense peak the device-hours assume (default {DEFAULT_DEVICE})")
+    parser.add_argument("--peak", type=positive_flops, metavar="FLOP/S",
+                        help="a device's peak FLOP/s, instead of --device's")
+    parser.add_argument("--mfu", type=mfu_fraction, default=DEFAULT_MFU,
+                        help=f"model FLOPs utilisation, exact FLOPs over the peak (default {DEFAULT_MFU})")
     args = parser.parse_args(argv)
     if args.config_dir and not args.config_dir.is_dir():
         parser.error(f"--config-dir {args.config_dir}: no such folder")
@@ -99,25 +164,30 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := [name for name in args.names if name not in known]:
         raise ConfigError(f"{', '.join(unknown)}: no such sweep; choose among {', '.join(known)}")
     extra = tuple(_search_path(args.config_dir))
-    print("| sweep | varies | runs | N (non-embedding) | tokens per run | total C = 6ND (FLOPs) | PF-days |")
-    print("|---|---|---|---|---|---|---|")
+    speed = throughput(args.device, args.mfu, args.peak)
+    print(f"Device-hours: exact FLOPs over {speed.words}.\n")
+    print("| sweep | varies | runs | N (non-embedding) | tokens per run | total C = 6ND (FLOPs) | PF-days "
+          "| device-hours |")
+    print("|---|---|---|---|---|---|---|---|")
     for name in args.names or known:
         params = sweep_params(name, extra)
-        runs = grid(name, extra, params=params)
-        row = describe(name, runs)
+        runs = [plan_run(cfg) for cfg in grid(name, extra, params=params)]
+        row = describe(name, runs, speed)
         varies = ", ".join(f"{key} ({len(values)})" for key, values in params.items())
         print(
             f"| {name} | {varies} | {row['runs']} | {row['N_min']:.3g} .. {row['N_max']:.3g} | "
             f"{row['tokens_min']:.3g} .. {row['tokens_max']:.3g} | {row['total_flops']:.3g} | "
-            f"{accounting.pf_days(row['total_flops']):.3g} |"
+            f"{accounting.pf_days(row['total_flops']):.3g} | {row['device_hours']:.3g} |"
         )
         if args.list:
-            print_runs(runs)
+            print_runs(runs, speed)
     return 0
 
 
-def print_runs(runs: list[RunConfig]) -> None:
-    for cfg in runs:
-        n = accounting.non_embedding_params(cfg.model)
-        print(f"    {cfg.run_name:<40} N={n:.3g}  tokens<={planned_tokens(cfg, n):.3g}  "
-              f"batch={cfg.train.batch_size}x{cfg.model.n_ctx}")
+def print_runs(runs: list[PlannedRun], speed: Throughput) -> None:
+    for run in runs:
+        cfg, counts = run.cfg, run.counts
+        print(f"    {cfg.run_name:<32} N={counts.non_embedding:<9.3g} N_total={counts.total:<9.3g} "
+              f"steps={run.steps:<8,} tokens<={run.tokens:<9.3g} ({run.tokens / counts.total:.3g} per N_total)  "
+              f"batch={cfg.train.batch_size}x{cfg.model.n_ctx}  "
+              f"{run.device_hours(speed.flops_per_s):.3g} device-hours")

@@ -174,3 +174,19 @@ def test_demo_sweep_is_cpu_sized():
     counts = [param_counts(r.model, 257).non_embedding for r in runs]
     assert len(runs) >= 6 and math.log10(max(counts) / min(counts)) >= 1.5
     assert {r.tokenizer.name for r in runs} == {"byte"} and {r.data.source for r in runs} == {"embedded"}
+
+
+def listed_device_hours(capsys, *args) -> list[float]:
+    from scaling_sweep.training.sweep import main
+
+    assert main(["demo", "--list", *args]) == 0
+    runs = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("    ")]
+    assert len(runs) == 6 and all("steps=300" in run for run in runs)
+    return [float(run[-2]) for run in runs]
+
+
+def test_the_listing_gives_each_run_its_device_hours_at_a_stated_peak_and_mfu(capsys):
+    h100 = listed_device_hours(capsys)
+    a100_at_half = listed_device_hours(capsys, "--device", "a100", "--mfu", "0.2")
+    assert all(math.isclose(a / h, 989 / 312 * 2, rel_tol=0.02) for a, h in zip(a100_at_half, h100))
+    assert listed_device_hours(capsys, "--peak", "989e12") == h100
