@@ -190,3 +190,44 @@ def test_the_listing_gives_each_run_its_device_hours_at_a_stated_peak_and_mfu(ca
     a100_at_half = listed_device_hours(capsys, "--device", "a100", "--mfu", "0.2")
     assert all(math.isclose(a / h, 989 / 312 * 2, rel_tol=0.02) for a, h in zip(a100_at_half, h100))
     assert listed_device_hours(capsys, "--peak", "989e12") == h100
+
+
+def isoflop_profiles() -> dict[float, list]:
+    """The isoflop sweep's planned runs (training.sweep.PlannedRun) by compute budget, smallest model first."""
+    from scaling_sweep.training.sweep import plan_run  # imported here: this file's top belongs to others' work
+
+    profiles = {}
+    for run in sorted(map(plan_run, grid("isoflop")), key=lambda r: r.counts.total):
+        profiles.setdefault(run.cfg.train.compute_budget, []).append(run)
+    return profiles
+
+
+def tokens_per_param(run) -> float:
+    return run.tokens / run.counts.total
+
+
+def expected_optimum(runs: list, optimal_tokens_per_param: float) -> float:
+    """Total parameters of the size that would train optimal_tokens_per_param on the profile's budget,
+    log-log between the two sizes around it (tokens per parameter fall as the models grow)."""
+    small, large = next((a, b) for a, b in zip(runs, runs[1:])
+                        if tokens_per_param(a) >= optimal_tokens_per_param > tokens_per_param(b))
+    x = [math.log(tokens_per_param(r)) for r in (small, large)]
+    y = [math.log(r.counts.total) for r in (small, large)]
+    return math.exp(y[0] + (math.log(optimal_tokens_per_param) - x[0]) * (y[1] - y[0]) / (x[1] - x[0]))
+
+
+def test_every_isoflop_budget_brackets_its_expected_optimum_and_trains_2_to_200_tokens_per_parameter():
+    """The optimum: the size trained on Chinchilla's tokens per parameter (D_opt / N_opt, N total) with the
+    budget spent as the runs spend it, 6 N tokens with N non-embedding."""
+    from scaling_sweep.core.budget import chinchilla_allocation
+
+    profiles = isoflop_profiles()
+    assert len(profiles) >= 4
+    for compute, runs in profiles.items():
+        N_opt, D_opt = chinchilla_allocation(compute)
+        assert tokens_per_param(runs[0]) > D_opt / N_opt > tokens_per_param(runs[-1]), f"{compute:g} not bracketed"
+        optimum, totals = expected_optimum(runs, D_opt / N_opt), [r.counts.total for r in runs]
+        assert optimum / 8 <= totals[0] and totals[-1] <= 8 * optimum, (compute, optimum, totals)
+        assert 7 <= len(runs) <= 9, compute
+        assert all(2 <= tokens_per_param(r) <= 200 for r in runs), compute
+        assert all(abs(r.flops / compute - 1) < 0.01 for r in runs), f"a run at {compute:g} misses its budget"
