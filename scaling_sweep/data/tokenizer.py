@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import tiktoken
 from tiktoken.load import data_gym_to_mergeable_bpe_ranks
 from tiktoken_ext.openai_public import ENDOFPROMPT, ENDOFTEXT, FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, r50k_pat_str
@@ -63,7 +64,7 @@ class Tokenizer(Protocol):
     eot_id: int  # appended after every document by the data stage
 
     def encode(self, text: str) -> list[int]: ...
-    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]: ...
+    def encode_array(self, text: str) -> np.ndarray: ...  # encode's ids as an unsigned numpy array
     def decode(self, ids: Sequence[int]) -> str: ...
 
 
@@ -79,8 +80,8 @@ class ByteTokenizer:
     def encode(self, text: str) -> list[int]:
         return list(text.encode("utf-8"))
 
-    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        return [self.encode(t) for t in texts]
+    def encode_array(self, text: str) -> np.ndarray:
+        return np.frombuffer(text.encode("utf-8"), np.uint8)
 
     def decode(self, ids: Sequence[int]) -> str:
         eot = EOT_TEXT.encode()
@@ -99,8 +100,10 @@ class TiktokenTokenizer:
     def encode(self, text: str) -> list[int]:
         return self.encoding.encode_ordinary(text)
 
-    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        return self.encoding.encode_ordinary_batch(list(texts))
+    def encode_array(self, text: str) -> np.ndarray:
+        # encode_ordinary's ids (no special token allowed nor refused) without a Python list; the GIL is
+        # released while it runs, so threads encode in parallel
+        return self.encoding.encode_to_numpy(text, allowed_special=set(), disallowed_special=())
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.encoding.decode(list(ids))

@@ -2,20 +2,36 @@
 
 Tokens are cached once per (source, tokenizer, split, val_fraction) as flat numpy files under
 ``<data.cache_dir>/tokens/<name>-<tokenizer>-<hash>/`` (train.bin, val.bin, meta.json), so every
-run of a sweep memory-maps the same arrays. Documents are shuffled with a fixed seed before they
-are concatenated (each followed by the tokenizer's end-of-text id); the validation split is the
-trailing whole documents of that order. So no document is split between train and val, and any
-prefix of train (``max_unique_tokens``) samples the whole corpus rather than its first source.
+run of a sweep memory-maps the same arrays.
+
+Building the cache streams the documents, so its memory does not grow with the corpus: plain text
+is read block by block (one document per blank-line-separated paragraph, as the ``datasets`` text
+builder cuts them); hub datasets and local json/parquet are streamed by ``datasets``. The stream is
+cut into chunks of whole documents, about CHUNK_CHARS characters each, which threads tokenize in
+parallel (tiktoken releases the GIL); each chunk is written in order as a shard (its tokens, every
+document followed by the end-of-text id, and its documents' lengths) under ``.<entry>.partial/``.
+A killed build resumes after its last complete shard, and gives the same bytes as an unbroken one.
+
+Split rule (format 2): the shards are concatenated in a seeded random order, and the validation
+split is the trailing whole documents of that order, cut at the document boundary nearest
+``1 - val_fraction`` of the tokens (inside a document only when that would leave no validation
+data, e.g. a single document). So no document is split between train and val, and any prefix of
+train (``max_unique_tokens``) is made of chunks from all over the corpus rather than its first
+source. Val is whole documents from the last chunks of that order (about val_fraction of them).
 """
 
 from __future__ import annotations
 
+import collections
 import glob
 import hashlib
 import itertools
 import json
 import os
 import re
+import shutil
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,14 +40,16 @@ from tqdm import tqdm
 
 from scaling_sweep.core.config import ConfigError, DataConfig, TokenizerConfig
 from scaling_sweep.core.errors import UserError
-from scaling_sweep.core.files import atomic_path, file_lock
+from scaling_sweep.core.files import atomic_path, file_lock, remove_stale_temps
 from scaling_sweep.data import corpus
 from scaling_sweep.data.tokenizer import Tokenizer, build_tokenizer
 
 SOURCES = ("embedded", "hub", "text", "json", "parquet")
-FORMAT_VERSION = 1  # bump when the tokenization or split rule changes, so old caches are not reused
+FORMAT_VERSION = 2  # bump when the tokenization or split rule changes, so old caches are not reused
 SHUFFLE_SEED = 0
-BATCH_DOCS = 256
+CHUNK_CHARS = 1 << 20  # per shard: the unit of parallel work, of resuming and of the train/val order
+READ_BYTES = 1 << 22  # plain text is read in blocks of this size
+STREAM_BATCH = 1000  # documents per batch of a `datasets` stream
 
 
 class DataError(UserError, ValueError):
@@ -91,10 +109,7 @@ def prepare_tokens(
     out = root / "tokens" / re.sub(r"[^\w.-]", "_", f"{data_cfg.name}-{tok.name}-{digest}")
     with file_lock(out.with_name(out.name + ".lock")):
         if not (out / "meta.json").exists():
-            with atomic_path(out) as tmp:
-                tmp.mkdir(parents=True)
-                meta = _tokenize(_load_texts(data_cfg, root), tok, tmp, data_cfg.val_fraction)
-                (tmp / "meta.json").write_text(json.dumps({**key, **meta}, indent=2) + "\n")
+            _build_cache(data_cfg, root, tok, key, out)
     return _open_splits(out, max_unique_tokens)
 
 
@@ -110,84 +125,224 @@ def _source_identity(cfg: DataConfig, root: Path) -> dict:
     return {cfg.source: files} if cfg.source == "text" else {cfg.source: files, "text_field": cfg.text_field}
 
 
-def _load_texts(cfg: DataConfig, root: Path):
-    """The documents: a ``datasets.Dataset`` with one string column (Arrow cache under our cache dir)."""
+def _build_cache(cfg: DataConfig, root: Path, tok: Tokenizer, key: dict, out: Path) -> None:
+    """Tokenize the documents into shards (after those a killed build completed), then write the
+    splits and meta.json into ``out`` atomically."""
+    dtype = np.dtype(np.uint16 if tok.vocab_size < 2**16 else np.uint32)
+    batches, total_bytes = _source_batches(cfg, root)
+    shards = out.with_name(f".{out.name}.partial")
+    shards.mkdir(parents=True, exist_ok=True)
+    n_done, n_docs_done = _complete_shards(shards, dtype)
+    with tqdm(total=total_bytes, desc="tokenizing", unit="B", unit_scale=True, disable=None) as bar:
+        docs = itertools.islice(_documents(batches, bar), n_docs_done, None)
+        n_shards = _write_shards(docs, tok, dtype, shards, n_done)
+    remove_stale_temps(out)
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        meta = _assemble(shards, n_shards, dtype, tok.vocab_size, cfg.val_fraction, tmp)
+        (tmp / "meta.json").write_text(json.dumps({**key, **meta}, indent=2) + "\n")
+        shutil.rmtree(shards)
+
+
+# ---- sources: batches of raw documents, each with the bytes it read (for the progress bar)
+
+
+def _source_batches(cfg: DataConfig, root: Path) -> tuple[Iterator[tuple[list, int]], int | None]:
+    """The configured documents as batches, and the bytes they will read in all when that is known."""
+    if cfg.source in ("embedded", "text"):
+        files = (
+            [corpus.embedded_corpus_path(root / "corpus")] if cfg.source == "embedded" else _local_files(cfg)
+        )
+        return _text_batches(files), sum(f.stat().st_size for f in files)
+    return _dataset_batches(cfg, root)
+
+
+def _text_batches(files: list[Path]) -> Iterator[tuple[list[str], int]]:
+    """Blank-line-separated paragraphs of UTF-8 files, with universal newlines (as ``datasets``' text
+    builder with sample_by="paragraph" reads them)."""
+    for path in files:
+        with open(path, "rb") as f:
+            rest = ""
+            while block := f.read(READ_BYTES):
+                block += f.readline()  # end on a line break, so neither a character nor a \r\n is cut
+                *docs, rest = (rest + _decode(block, path)).split("\n\n")
+                yield docs, len(block)
+            yield [rest], 0
+
+
+def _decode(block: bytes, path: Path) -> str:
+    try:
+        text = block.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} (data.path) is not UTF-8 text: {e.reason} in a block") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def _dataset_batches(cfg: DataConfig, root: Path) -> tuple[Iterator[tuple[list, int]], int | None]:
+    """A hub dataset or local json/parquet files, streamed by ``datasets`` (nothing materialised)."""
     import datasets
 
-    hf_cache, field = str(root / "hf"), cfg.text_field
+    hf_cache = str(root / "hf")
     if cfg.source == "hub":
         try:
-            ds = datasets.load_dataset(cfg.path, cfg.hub_config, split=cfg.split, cache_dir=hf_cache)
+            ds = datasets.load_dataset(
+                cfg.path, cfg.hub_config, split=cfg.split, streaming=True, cache_dir=hf_cache
+            )
         except Exception as e:
             reason = (str(e).splitlines() or [""])[0]
             raise DataError(
                 f"cannot load data.path={cfg.path!r} from the Hugging Face hub ({type(e).__name__}: {reason})"
             ) from None
-    elif cfg.source in ("embedded", "text"):
-        # Plain text: one document per blank-line-separated paragraph; line breaks inside are kept.
-        files = (
-            [corpus.embedded_corpus_path(root / "corpus")] if cfg.source == "embedded" else _local_files(cfg)
-        )
-        ds = datasets.load_dataset(
-            "text",
-            data_files={cfg.split: [str(f) for f in files]},
-            split=cfg.split,
-            sample_by="paragraph",
-            cache_dir=hf_cache,
-        )
-        field = "text"
     else:
         files = [str(f) for f in _local_files(cfg)]
         ds = datasets.load_dataset(
-            cfg.source, data_files={cfg.split: files}, split=cfg.split, cache_dir=hf_cache
+            cfg.source, data_files={cfg.split: files}, split=cfg.split, streaming=True, cache_dir=hf_cache
         )
-    if field not in ds.column_names:
+    batches = ds.iter(batch_size=STREAM_BATCH)
+    first = next(batches, {cfg.text_field: []})
+    if cfg.text_field not in first:
         raise DataError(
-            f"data.text_field={field!r} is not a column of the data (columns: {', '.join(ds.column_names)})"
+            f"data.text_field={cfg.text_field!r} is not a column of the data (columns: {', '.join(first)})"
         )
-    return ds.select_columns([field])
+    texts = (batch[cfg.text_field] for batch in itertools.chain([first], batches))
+    return ((t, sum(len(x.encode()) for x in t if x)) for t in texts), _dataset_bytes(ds, cfg.split)
 
 
-def _tokenize(ds, tok: Tokenizer, out: Path, val_fraction: float) -> dict:
-    """Write the shuffled documents' tokens to out/train.bin, then move the trailing ones to out/val.bin."""
-    dtype = np.dtype(np.uint16 if tok.vocab_size < 2**16 else np.uint32)
-    order = np.random.default_rng(SHUFFLE_SEED).permutation(len(ds))
-    lengths = []  # tokens per document, end-of-text included
-    with open(out / "train.bin", "wb") as f:
-        for start in tqdm(range(0, len(order), BATCH_DOCS), desc="tokenizing", unit="batch", disable=None):
-            (texts,) = ds[order[start : start + BATCH_DOCS]].values()
-            ids = tok.encode_batch([t.strip() for t in texts if t and t.strip()])
-            n = [len(x) + 1 for x in ids]
-            np.fromiter(itertools.chain.from_iterable(x + [tok.eot_id] for x in ids), dtype, sum(n)).tofile(f)
-            lengths += n
-    ends = np.cumsum(lengths)
-    total = int(ends[-1]) if len(ends) else 0
+def _dataset_bytes(ds, split: str) -> int | None:
+    """The split's size as the dataset's info gives it (hub datasets that publish it), else None."""
+    splits = ds.info.splits
+    return (splits[split].num_bytes or None) if splits and split in splits else None
+
+
+def _documents(batches: Iterable[tuple[list, int]], bar: tqdm) -> Iterator[str]:
+    """The documents, stripped, empty ones skipped; the bar advances by the bytes each batch read."""
+    for texts, n_bytes in batches:
+        bar.update(n_bytes)
+        yield from filter(None, (t.strip() for t in texts if t))
+
+
+# ---- shards: chunks of documents tokenized in parallel, written in order
+
+
+def _write_shards(docs: Iterator[str], tok: Tokenizer, dtype: np.dtype, shards: Path, first: int) -> int:
+    """Tokenize the documents chunk by chunk into shards ``first``, ``first + 1``, ...; the shard count."""
+    workers = len(os.sched_getaffinity(0))
+    pending = collections.deque()  # (shard index, future), at most one chunk per thread waiting
+    n_shards = first
+    with ThreadPoolExecutor(workers) as pool:
+        for chunk in _chunks(docs):
+            pending.append((n_shards, pool.submit(_encode_chunk, tok, chunk, dtype)))
+            n_shards += 1
+            if len(pending) > workers:
+                _save_shard(shards, *_oldest_result(pending))
+        while pending:
+            _save_shard(shards, *_oldest_result(pending))
+    return n_shards
+
+
+def _chunks(docs: Iterable[str]) -> Iterator[list[str]]:
+    """Consecutive documents, cut as soon as a chunk holds CHUNK_CHARS characters (so the same
+    documents always give the same chunks, resumed or not)."""
+    chunk, n_chars = [], 0
+    for doc in docs:
+        chunk.append(doc)
+        n_chars += len(doc)
+        if n_chars >= CHUNK_CHARS:
+            yield chunk
+            chunk, n_chars = [], 0
+    if chunk:
+        yield chunk
+
+
+def _encode_chunk(tok: Tokenizer, docs: list[str], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """The chunk's tokens (each document followed by end-of-text) and each document's token count."""
+    ids = [tok.encode_array(doc) for doc in docs]
+    eot = np.array([tok.eot_id], dtype)
+    tokens = np.concatenate([a for x in ids for a in (x, eot)], dtype=dtype)
+    return tokens, np.array([len(x) + 1 for x in ids], np.uint32)
+
+
+def _oldest_result(pending: collections.deque) -> tuple:
+    index, future = pending.popleft()
+    return index, *future.result()
+
+
+def _shard(shards: Path, index: int, suffix: str) -> Path:
+    return shards / f"{index:06d}.{suffix}"
+
+
+def _save_shard(shards: Path, index: int, tokens: np.ndarray, lengths: np.ndarray) -> None:
+    """Write the tokens, then the lengths, whose presence marks the shard complete. Renamed into place
+    without atomic_path's fsync: a shard need only survive a killed process (see _complete_shards)."""
+    for suffix, array in (("bin", tokens), ("len", lengths)):
+        path = _shard(shards, index, suffix)
+        tmp = path.with_name(path.name + ".tmp")
+        array.tofile(tmp)
+        os.replace(tmp, path)
+
+
+def _complete_shards(shards: Path, dtype: np.dtype) -> tuple[int, int]:
+    """How many leading shards a previous build completed, and how many documents they hold; a shard
+    whose tokens do not match its lengths (lost in a crash) and all after it are written again."""
+    n_shards = n_docs = 0
+    while _shard(shards, n_shards, "len").exists():
+        lengths = np.fromfile(_shard(shards, n_shards, "len"), np.uint32)
+        tokens = _shard(shards, n_shards, "bin")
+        if not tokens.exists() or tokens.stat().st_size != int(lengths.sum(dtype=np.int64)) * dtype.itemsize:
+            break
+        n_shards, n_docs = n_shards + 1, n_docs + len(lengths)
+    return n_shards, n_docs
+
+
+# ---- splits: the shards in a seeded order, the trailing documents held out
+
+
+def _assemble(shards: Path, n_shards: int, dtype: np.dtype, vocab_size: int, val_fraction: float,
+              out: Path) -> dict:
+    """Write out/train.bin and out/val.bin from the shards in their seeded order; the split's meta."""
+    order = np.random.default_rng(SHUFFLE_SEED).permutation(n_shards)
+    sizes = [_shard(shards, k, "bin").stat().st_size // dtype.itemsize for k in order]
+    total = sum(sizes)
     if total < 2:
         raise DataError("the data holds fewer than 2 tokens; check data.path and data.text_field")
-    target = total * (1 - val_fraction)
-    cut = int(ends[np.abs(ends - target).argmin()])  # the nearest document boundary ...
-    if cut >= total:  # ... unless that leaves no validation data (e.g. a single document)
-        cut = min(max(round(target), 1), total - 1)
-    tokens = np.memmap(out / "train.bin", dtype, "r")
-    tokens[cut:].tofile(out / "val.bin")
-    train_entropy = _unigram_entropy(tokens[:cut], tok.vocab_size)
-    del tokens
-    os.truncate(out / "train.bin", cut * dtype.itemsize)
+    cut = _val_cut(shards, order, sizes, total * (1 - val_fraction))
+    counts, n_before = np.zeros(vocab_size, np.int64), 0
+    with open(out / "train.bin", "wb") as train, open(out / "val.bin", "wb") as val:
+        for k in order:
+            tokens = np.fromfile(_shard(shards, k, "bin"), dtype)
+            n_head = max(cut - n_before, 0)
+            head, tail = tokens[:n_head], tokens[n_head:]
+            counts += np.bincount(head, minlength=vocab_size)
+            head.tofile(train)
+            tail.tofile(val)
+            n_before += len(tokens)
     return {
         "dtype": dtype.name,
-        "n_documents": len(ends),
+        "n_documents": sum(_shard(shards, k, "len").stat().st_size // 4 for k in range(n_shards)),
         "n_train_tokens": cut,
         "n_val_tokens": total - cut,
-        "train_unigram_entropy_nats": train_entropy,
+        "train_unigram_entropy_nats": _entropy(counts, cut),
     }
 
 
-def _unigram_entropy(tokens: np.ndarray, vocab_size: int, chunk: int = 1 << 26) -> float:
+def _val_cut(shards: Path, order: np.ndarray, sizes: list[int], target: float) -> int:
+    """The document end nearest ``target`` tokens into the shards' order; inside a document only if that
+    end is the very last one (no validation data left)."""
+    start = 0
+    for k, size in zip(order, sizes, strict=True):
+        if start + size >= target:
+            break
+        start += size
+    ends = start + np.cumsum(np.fromfile(_shard(shards, k, "len"), np.uint32), dtype=np.int64)
+    candidates = np.concatenate([[start], ends]) if start else ends
+    cut = int(candidates[np.abs(candidates - target).argmin()])
+    total = sum(sizes)
+    return min(max(round(target), 1), total - 1) if cut >= total else cut
+
+
+def _entropy(counts: np.ndarray, n_tokens: int) -> float:
     """Entropy (nats/token) of the token frequencies: the loss of the best model that ignores context."""
-    counts = sum(
-        np.bincount(tokens[i : i + chunk], minlength=vocab_size) for i in range(0, len(tokens), chunk)
-    )
-    p = counts[counts > 0] / len(tokens)
+    p = counts[counts > 0] / n_tokens
     return float(-(p * np.log(p)).sum())
 
 

@@ -70,7 +70,7 @@ def test_byte_tokenizer_round_trip():
     assert tok.vocab_size == 257 and tok.eot_id == 256 and max(ids) < 256
     assert tok.decode(ids) == text
     assert tok.decode(ids + [tok.eot_id] + ids) == text + "<|endoftext|>" + text
-    assert tok.encode_batch([text, "a"]) == [ids, [97]]
+    assert list(tok.encode_array(text)) == ids
 
 
 def test_check_tokenizer_name():
@@ -177,7 +177,7 @@ def test_an_unreachable_hub_dataset_is_one_line_naming_it(tmp_path):
 def test_second_call_reuses_the_cache(tmp_path, monkeypatch):
     cfg = text_cfg(tmp_path)
     first = prepare_tokens(cfg, TokenizerConfig(name="byte"))
-    monkeypatch.setattr(data, "_tokenize", lambda *a: pytest.fail("tokenized again"))
+    monkeypatch.setattr(data, "_build_cache", lambda *a: pytest.fail("tokenized again"))
     again = prepare_tokens(cfg, TokenizerConfig(name="byte"))
     assert again.meta["cache_path"] == first.meta["cache_path"]
     assert np.array_equal(again.train, first.train)
@@ -189,14 +189,14 @@ def test_second_call_reuses_the_cache(tmp_path, monkeypatch):
 
 
 def test_parallel_callers_tokenize_once(tmp_path, monkeypatch):
-    calls, tokenize = [], data._tokenize
+    calls, build = [], data._build_cache
 
-    def slow_tokenize(*args):
+    def slow_build(*args):
         calls.append(1)
         time.sleep(0.3)
-        return tokenize(*args)
+        return build(*args)
 
-    monkeypatch.setattr(data, "_tokenize", slow_tokenize)
+    monkeypatch.setattr(data, "_build_cache", slow_build)
     cfg, results = text_cfg(tmp_path), []
     threads = [
         threading.Thread(target=lambda: results.append(prepare_tokens(cfg, TokenizerConfig(name="byte"))))
