@@ -148,9 +148,9 @@ def main() -> None:
         machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         date=time.strftime("%Y-%m-%d"),
     )
-    print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=2))
 
 
 if __name__ == "__main__":
