@@ -6,11 +6,14 @@ times (1x) and twice as many times (2x), written once under --work as plain text
 each scale in turn, each in a fresh subprocess:
 
   raw    tiktoken gpt2 ``encode_ordinary_batch`` with one thread per core over the same documents,
-         already in memory (batches of RAW_BATCH documents, results dropped): tokenization alone
+         already in memory (batches of RAW_BATCH documents, results dropped): the encoding's build
+         and tokenization alone (prepare_tokens's time includes the same build)
   ours   prepare_tokens(data.source=text, tokenizer gpt2) into a fresh cache: its wall time and the
          process's peak RSS (getrusage RUSAGE_SELF ru_maxrss), before the call and after
 
-Rates are MB (1e6 bytes) of corpus file per second; each scale's summary takes the best round.
+Rates are MB (1e6 bytes) of corpus file per second. Each round runs the pair back to back, raw first
+in even rounds and ours first in odd ones; a scale's summary takes medians over the rounds, the ratio
+per round. Each measurement records the share of the CPU that other processes took meanwhile.
 
     python scripts/bench_data.py --prepare          # writes the corpora (not timed)
     python scripts/bench_data.py --rounds 2 --json docs/bench/cpu-<date>-data.json
@@ -24,6 +27,7 @@ import os
 import platform
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,7 +56,8 @@ def prepare(work: Path, repeat: int) -> None:
 
 
 def raw_tiktoken(path: Path) -> dict:
-    """tiktoken alone over the documents of ``path``, read the way prepare_tokens reads them (not timed)."""
+    """tiktoken alone over the documents of ``path``, read the way prepare_tokens reads them (not timed);
+    the gpt2 encoding built (timed)."""
     from tqdm import tqdm
 
     from scaling_sweep.core.config import TokenizerConfig
@@ -60,9 +65,9 @@ def raw_tiktoken(path: Path) -> dict:
     from scaling_sweep.data.tokenizer import build_tokenizer
 
     docs = list(tokens._documents(tokens._text_batches([path]), tqdm(disable=True)))
-    encoding = build_tokenizer(TokenizerConfig(name="gpt2")).encoding
     threads = os.cpu_count()
-    start = time.perf_counter()
+    start = time.perf_counter()  # the encoding's build timed, as prepare_tokens's is
+    encoding = build_tokenizer(TokenizerConfig(name="gpt2")).encoding
     n_tokens = sum(
         sum(map(len, encoding.encode_ordinary_batch(docs[i : i + RAW_BATCH], num_threads=threads)))
         for i in range(0, len(docs), RAW_BATCH)
@@ -93,38 +98,56 @@ def in_child(kind: str, path: Path, work: Path) -> dict:
     """Run one measurement in a fresh process. This one stays small: a child's ru_maxrss starts from
     its parent's peak RSS, which Linux carries across the fork and exec."""
     cache = Path(tempfile.mkdtemp(prefix="cache-", dir=work))
+    busy, own, start = busy_cpu_s(), children_cpu_s(), time.perf_counter()
     try:
         proc = subprocess.run([sys.executable, __file__, "--child", kind, str(path), str(cache)], cwd=REPO,
                               check=True, capture_output=True, text=True)
     finally:
         shutil.rmtree(cache)
+    others = busy_cpu_s() - busy - (children_cpu_s() - own)
     result = json.loads(proc.stdout.splitlines()[-1])
-    return result | {"mb_per_s": path.stat().st_size / 1e6 / result["wall_s"]}
+    return result | {"mb_per_s": path.stat().st_size / 1e6 / result["wall_s"],
+                     "others_cpu_share": others / ((time.perf_counter() - start) * os.cpu_count())}
+
+
+def busy_cpu_s() -> float:
+    """CPU seconds the whole machine has spent neither idle nor waiting on I/O (steal included)."""
+    user, nice, system, idle, iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def measure(work: Path, repeat: int, rounds: int) -> dict:
     files = corpus_files(work, repeat)
     runs = {scale: {"raw": [], "ours": []} for scale in files}
-    for _ in range(rounds):
+    for round_ in range(rounds):
         for scale, path in files.items():
-            n_bytes = path.stat().st_size
-            runs[scale]["raw"].append(in_child("raw", path, work))
-            runs[scale]["ours"].append(in_child("ours", path, work))
+            for kind in ("raw", "ours") if round_ % 2 == 0 else ("ours", "raw"):  # neither always first
+                runs[scale][kind].append(in_child(kind, path, work))
             raw, mine = runs[scale]["raw"][-1], runs[scale]["ours"][-1]
             if mine["n_tokens"] != raw["n_tokens"] + mine["n_documents"]:
                 raise SystemExit(f"{scale}: token counts differ (ours {mine['n_tokens']}, raw {raw['n_tokens']} "
                                  f"+ {mine['n_documents']} end-of-text)")
-            print(f"{scale} ({n_bytes / 1e6:.0f} MB): raw {raw['mb_per_s']:.2f} MB/s, ours {mine['mb_per_s']:.2f} "
-                  f"MB/s ({mine['mb_per_s'] / raw['mb_per_s']:.1%}), ours peak RSS {mine['peak_rss_mb']:.0f} MB",
-                  flush=True)
+            print(f"{scale} ({path.stat().st_size / 1e6:.0f} MB): raw {raw['mb_per_s']:.2f} MB/s, ours "
+                  f"{mine['mb_per_s']:.2f} MB/s ({mine['mb_per_s'] / raw['mb_per_s']:.1%}), ours peak RSS "
+                  f"{mine['peak_rss_mb']:.0f} MB; other processes {raw['others_cpu_share']:.0%} / "
+                  f"{mine['others_cpu_share']:.0%} of the CPU", flush=True)
     return {scale: summarize(r, files[scale]) for scale, r in runs.items()} | {"runs": runs}
 
 
 def summarize(runs: dict, path: Path) -> dict:
-    raw = max(r["mb_per_s"] for r in runs["raw"])
-    mine = max(r["mb_per_s"] for r in runs["ours"])
-    return {"corpus_mb": path.stat().st_size / 1e6, "raw_mb_per_s": raw, "ours_mb_per_s": mine,
-            "ours_over_raw": mine / raw, "ours_peak_rss_mb": max(r["peak_rss_mb"] for r in runs["ours"])}
+    """Medians over the rounds; the ratio is taken per round (each pair ran back to back)."""
+    ratios = [m["mb_per_s"] / r["mb_per_s"] for r, m in zip(runs["raw"], runs["ours"], strict=True)]
+    return {"corpus_mb": path.stat().st_size / 1e6,
+            "raw_mb_per_s": statistics.median(r["mb_per_s"] for r in runs["raw"]),
+            "ours_mb_per_s": statistics.median(r["mb_per_s"] for r in runs["ours"]),
+            "ours_over_raw": statistics.median(ratios), "ours_over_raw_min": min(ratios),
+            "ours_over_raw_max": max(ratios), "ours_over_raw_per_round": ratios,
+            "ours_peak_rss_mb": max(r["peak_rss_mb"] for r in runs["ours"])}
 
 
 def main() -> None:
