@@ -250,15 +250,18 @@ def _fit_compute(result: Analysis, runs: list[Run], B_crit: Fit | None, with_flo
     if len(runs_on) < 3:
         front = {k: v[:0] for k, v in front.items()}  # a frontier of one or two runs is no scaling law
     for floor, suffix in ((False, ""), (True, "_floor"))[: 2 if with_floor else 1]:
-        result.attempt(law + suffix, lambda: fit.fit_power_law(front["C"], front["loss"], "C", floor,
-                                                                groups=front["run"], law=law),
+        fitter = partial(fit.fit_power_law, var="C", floor=floor, law=law)
+        result.attempt(law + suffix, lambda: fitter(front["C"], front["loss"], groups=front["run"]),
+                       lambda: fit.held_out_check(fitter, [front["C"]], front["loss"]),
                        points=note, data=([front["C"]], front["loss"]))
     frontier_laws = [("N_opt_frontier", "N")] + ([("S_min_frontier", "S"), ("B_frontier", "B")] if B_crit else [])
     for key, column in frontier_laws:
         if len(np.unique(front["N"])) < 3:
             result.skipped[key] = f"{len(np.unique(front['N']))} sizes on the frontier; needs {NEEDS[key]}"
             continue
-        result.attempt(key, lambda: fit.fit_allocation(front["C"], front[column], key, groups=front["run"]),
+        fitter = partial(fit.fit_allocation, name=key)
+        result.attempt(key, lambda: fitter(front["C"], front[column], groups=front["run"]),
+                       lambda: fit.held_out_check(fitter, [front["C"]], front[column]),
                        points=f"{column} of each frontier point; {where}", data=([front["C"]], front[column]))
 
 
@@ -325,8 +328,9 @@ def _fit_approach_2(result: Analysis, profiles: list[dict], source: str) -> None
     variances = points.optimum_variances(minima) if minima else np.array([])
     for key in ("N_opt", "D_opt"):
         values = np.array([m[key] for m in minima])
-        result.attempt(key, lambda: fit.fit_optima(C, values, variances, name=key), data=([C], values),
-                       rolling=partial(_optima_at, C, variances, key),
+        fitter = partial(_optima_at, C, variances, key)
+        result.attempt(key, lambda: fit.fit_optima(C, values, variances, name=key),
+                       lambda: fit.held_out_check(fitter, [C], values), data=([C], values), rolling=fitter,
                        points=f"optimum of each IsoFLOP profile, a parabola of log-loss in log N over its points "
                               f"within {points.NEAR_MINIMUM:.0%} of its lowest loss: {source}")
 

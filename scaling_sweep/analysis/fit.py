@@ -448,6 +448,7 @@ def _flag_vanished_floor(f: Fit, floor: str, loss) -> Fit:
     """A floor fitted to ~0 means the points show no irreducible loss: the law has reduced to
     its form without one, and the floor's interval (stuck at ~0) says nothing."""
     if f.params[floor] < VANISHED_FLOOR * np.min(loss):
+        f.extra["floor_vanished"] = True
         f.warn(f"{floor} -> 0 ({f.params[floor]:.2g} nats/token): these points show no irreducible loss, "
                f"so {floor} and its interval are not determined (the models may be far from converged)")
     return f
@@ -613,7 +614,8 @@ def rolling_check(fitter, inputs, loss, min_values=3) -> list[dict]:
 def held_out_check(fitter, inputs, loss, share=0.1) -> dict:
     """Fit on all but the largest models (the largest `share` of distinct values of the
     first input, at least one) and report the relative error of the predicted loss,
-    L_pred/L - 1, of the held-out points. fitter(*inputs, loss, n_boot=0) -> Fit."""
+    L_pred/L - 1, of the held-out points, and their observed and predicted values ("loss" is
+    whatever the law predicts: an allocation law's N_opt too). fitter(*inputs, loss, n_boot=0) -> Fit."""
     inputs = [np.asarray(x, float) for x in inputs]
     loss = np.asarray(loss, float)
     sizes = np.unique(inputs[0])
@@ -622,7 +624,9 @@ def held_out_check(fitter, inputs, loss, share=0.1) -> dict:
     if len(np.unique(inputs[0][keep])) < 2:
         raise FitError(f"held-out check: only {len(np.unique(inputs[0][keep]))} sizes left to fit on")
     fit = fitter(*(x[keep] for x in inputs), loss[keep], n_boot=0)
-    rel = fit.predict(*(x[~keep] for x in inputs)) / loss[~keep] - 1
+    predicted = fit.predict(*(x[~keep] for x in inputs))
+    rel = predicted / loss[~keep] - 1
     return {"held_out_from": float(cut), "n_fit": int(keep.sum()), "n_held_out": int((~keep).sum()),
             "mean_abs_rel_error": float(np.mean(np.abs(rel))),
-            "max_abs_rel_error": float(np.max(np.abs(rel))), "rel_error": [float(r) for r in rel]}
+            "max_abs_rel_error": float(np.max(np.abs(rel))), "rel_error": [float(r) for r in rel],
+            "observed": [float(v) for v in loss[~keep]], "predicted": [float(v) for v in predicted]}
