@@ -1,4 +1,4 @@
-"""report.md of small hand-made analyses: units in the convention fitted, the convention table, the checks."""
+"""report.md of hand-made analyses and analysed synthetic sweeps: units, conventions, checks, what was reproduced."""
 
 from functools import partial
 
@@ -62,3 +62,17 @@ def test_goodness_and_rolling_tables():
     text = report.markdown(result, [], [])
     assert "## Goodness of fit" in text and "## Rolling prediction" in text
     assert "## Headline exponents under every convention" not in text  # no by_convention: no table
+
+
+def power_fit(error=0.004, ci=(0.08, 0.12), **extra) -> fit.Fit:
+    held_out = {"mean_abs_rel_error": error} if error is not None else {"skipped": "too few sizes"}
+    return fit.Fit("L_N", {"N_c": 1e10, "alpha_N": 0.1}, {"alpha_N": ci}, 6, extra={"held_out": held_out, **extra})
+
+
+def test_a_law_holds_when_its_held_out_error_is_small_and_its_exponents_determined():
+    assert report.verdict(power_fit())[0] == "holds"
+    assert report.verdict(power_fit(error=0.02)) == ("does not hold", ["held-out error 2% > 1%"])
+    assert report.verdict(power_fit(ci=(-0.01, 0.2)))[1][-1] == "alpha_N's interval includes 0"
+    assert report.verdict(power_fit(ci=(0.05, np.inf)))[0] == "does not hold"
+    assert report.verdict(power_fit(floor_vanished=True))[0] == "does not hold"
+    assert report.verdict(power_fit(error=None)) == ("not tested", ["no held-out check: too few sizes"])
