@@ -3,6 +3,7 @@ residuals of every fit, from one analysed sweep, in its headline convention.
 
 Each figure is written as PNG and SVG, titled with the sweep and its fitted constants; a
 figure whose data the sweep lacks is skipped with one line saying what would provide it.
+The dashboard comes first: whether the laws hold, in four panels (figures.dashboard).
 Kaplan's published laws are drawn only where their scale applies (GPT-2's tokenizer); the
 published exponents of the allocation laws are drawn as reference slopes everywhere.
 """
@@ -18,8 +19,9 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
+from scipy.stats import norm as normal
 
-from scaling_sweep.analysis import report
+from scaling_sweep.analysis import points, report
 from scaling_sweep.analysis.fit import CI_LEVEL, LAWS
 from scaling_sweep.core import laws
 
@@ -32,7 +34,7 @@ REFERENCE_SLOPES = {
     "N_opt_frontier": (("Kaplan", laws.KAPLAN_EXPONENTS["N_opt"]), ("Chinchilla", laws.CHINCHILLA_EXPONENTS["N_opt"])),
     "S_min_frontier": (("Kaplan", laws.KAPLAN_EXPONENTS["S_min"]),),
     "B_frontier": (("Kaplan", laws.KAPLAN_EXPONENTS["B_crit"]),),
-    "N_opt": (("Chinchilla", laws.CHINCHILLA_EXPONENTS["N_opt"]),),
+    "N_opt": (("Kaplan", laws.KAPLAN_EXPONENTS["N_opt"]), ("Chinchilla", laws.CHINCHILLA_EXPONENTS["N_opt"])),
     "D_opt": (("Chinchilla", laws.CHINCHILLA_EXPONENTS["D_opt"]),),
 }
 
@@ -44,12 +46,13 @@ class MissingData(Exception):
 # ---------------------------------------------------------------- helpers
 
 
-def _figure(n_panels, result, title):
+def _figure(n_panels, result, title, rows=1, panel=PANEL):
     # A bare Figure draws with the Agg canvas and touches no pyplot state or backend.
-    fig = Figure(figsize=(PANEL[0] * n_panels, PANEL[1] + 0.4))
-    axes = fig.subplots(1, n_panels, squeeze=False)
-    fig.suptitle(textwrap.fill(f"{result.name}: {title}", 60 * n_panels), fontsize=10)
-    return fig, list(axes[0])
+    columns = n_panels // rows
+    fig = Figure(figsize=(panel[0] * columns, panel[1] * rows + 0.4))
+    axes = fig.subplots(rows, columns, squeeze=False)
+    fig.suptitle(textwrap.fill(f"{result.name}: {title}", 60 * columns), fontsize=10)
+    return fig, list(axes.flat)
 
 
 def _label_2_and_5(value, _):
@@ -245,12 +248,17 @@ def _panel_compute(ax, result, law):
                  fontsize=9)
 
 
+def _no_data(ax, why):
+    """An empty panel that says what it lacks and what would provide it."""
+    ax.text(0.5, 0.5, textwrap.fill(why, 40), ha="center", va="center", transform=ax.transAxes, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
 def _panel_data_size(ax, result):
     if "L_D" not in result.fits:
-        ax.text(0.5, 0.5, "no L(D) fit: needs runs of one model\nat 3+ dataset sizes (a data sweep,\n"
-                "train.max_unique_tokens)", ha="center", va="center", transform=ax.transAxes, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        _no_data(ax, "no L(D) fit: needs runs of one model at 3+ dataset sizes (a data sweep, "
+                 "train.max_unique_tokens)")
         return
     D, loss = result.data["L_D"]["D"], result.data["L_D"]["loss"]
     ax.plot(D, loss, "o", color="C0", label=f"N={result.data['L_D']['N']:.3g}, early-stopped")
@@ -576,10 +584,157 @@ def residuals(result, out_dir):
     return _save(fig, out_dir, "residuals")
 
 
-FIGURES = (fig1_loss_vs_compute_data_size, fig2_learning_curves, fig4_loss_vs_n_d_and_n_s, fig5_shape,
+# ---------------------------------------------------------------- the dashboard
+
+HELD_OUT_MARKERS = "os^vD<>"
+
+
+def dashboard(result, out_dir):
+    """Whether the laws hold, at a glance: (a) loss against N with the fitted law, per compute budget where
+    the sweep has IsoFLOP profiles; (b) the learning curves and the compute frontier's law; (c) the laws'
+    predictions of the held-out largest runs against what they measured; (d) N_opt against C beside the
+    published exponents. A panel the sweep has no data for says what would provide it."""
+    outcomes = [report.verdict(f)[0] for f in result.fits.values()]
+    fig, axes = _figure(4, result, f"dashboard: {outcomes.count('holds')} of {len(outcomes)} fitted laws hold "
+                        f"(held-out error, intervals; report.md, What was reproduced)", rows=2, panel=(6.4, 5.2))
+    for ax, (title, draw) in zip(axes, DASHBOARD_PANELS):
+        ax.set_title(title, fontsize=9)
+        try:
+            draw(fig, ax, result)
+        except MissingData as why:
+            _no_data(ax, str(why))
+        _legend(ax)
+    return _save(fig, out_dir, "dashboard")
+
+
+def _loss_label(result):
+    tokenizer = result.setting.get("tokenizer")
+    return f"loss (nats/token, {tokenizer} tokenizer)" if tokenizer else LOSS_LABEL
+
+
+def _labelled_once(label, i):
+    return label if i == 0 else "_"  # matplotlib leaves labels starting with "_" out of the legend
+
+
+def _dash_loss_vs_n(fig, ax, result):
+    iso = result.data.get("isoflop", {})
+    if iso.get("profiles") and iso["source"] != points.CURVE_PROFILES:
+        _dash_profiles(fig, ax, result, iso)
+        return
+    if "L_N" not in result.fits:
+        raise MissingData("no IsoFLOP profiles in this sweep and no L(N) fit: "
+                          + result.skipped.get("L_N", "needs finished runs at 3+ model sizes"))
+    N, loss = result.data["L_N"]["N"], result.data["L_N"]["loss"]
+    ax.plot(N, loss, "o", color="C0", label="lowest early-stopped loss per N")
+    _draw_power_fits(ax, result, "L_N", N, "N")
+    _loglog(ax, _n_label(result), _loss_label(result))
+    ax.set_title(f"(a) L(N) = (N_c/N)^α_N, eq. 1.1: {_constants(result.fits['L_N'], ['alpha_N', 'N_c'])}",
+                 fontsize=9)
+
+
+def _dash_profiles(fig, ax, result, iso):
+    """Each budget's losses against N, with approach 3's law at D = C/(6N) and its optimum (Hoffmann et al.
+    2022 eq. 4) when fitted, else the L(N) fit of the sizes' lowest losses."""
+    chin = result.fits.get("chinchilla")
+    profiles = iso["profiles"]
+    norm = LogNorm(vmin=min(p["C"] for p in profiles), vmax=max(p["C"] for p in profiles) * 1.0001)
+    for i, p in enumerate(profiles):
+        color = colormaps["viridis"](norm(p["C"]))
+        ax.plot(p["N"], p["loss"], "o", ms=4, color=color, label=_labelled_once("loss at its budget C", i))
+        if chin:
+            grid = _span(p["N"], 1.1)
+            ax.plot(grid, chin.predict(grid, laws.tokens_for_budget(p["C"], grid)), color=color, lw=1,
+                    label=_labelled_once("E + A/N^α + B/D^β at D = C/(6N)", i))
+            N_opt, D_opt = laws.chinchilla_optimal(p["C"], **chin.params)
+            ax.plot(N_opt, chin.predict(N_opt, D_opt), "*", ms=11, color=color, mec="k",
+                    label=_labelled_once("fitted optimum at each C (eq. 4)", i))
+    _loglog(ax, _n_label(result), _loss_label(result))
+    _colorbar(fig, ax, norm, _x_label(result, "C"))
+    if chin:
+        ax.set_title(textwrap.fill(f"(a) IsoFLOP profiles, L = E + A/N^α + B/D^β (Chinchilla eq. 2): "
+                                   f"{_constants(chin, ['E', 'alpha', 'beta'])}", 75), fontsize=9)
+        return
+    if "L_N" in result.fits:
+        N, loss = result.data["L_N"]["N"], result.data["L_N"]["loss"]
+        ax.plot(N, loss, "s", ms=4, color="k", label="lowest loss per N (any budget)")
+        _draw_power_fits(ax, result, "L_N", N, "N")
+    ax.set_title(textwrap.fill("(a) IsoFLOP profiles, loss at each budget C (no Chinchilla fit: report.md, Not "
+                               "fitted)" + (", and L(N), eq. 1.1" if "L_N" in result.fits else ""), 75), fontsize=9)
+
+
+def _dash_frontier(fig, ax, result):
+    curves = _learning_curves(result)
+    if not curves:
+        raise MissingData("no learning curves: needs finished runs with logged losses")
+    law = report.compute_law(result)
+    norm, color = _size_colors([N for N, _ in curves])
+    for N, curve in curves:
+        ax.plot(curve["flops"], curve["loss"], color=color(N), lw=0.8, alpha=0.8)
+    if law in result.fits:
+        _draw_power_fits(ax, result, law, result.data["frontier"]["C"], "C")
+    _loglog(ax, _x_label(result, report.frontier_compute(result)), _loss_label(result))
+    _colorbar(fig, ax, norm, _n_label(result))
+    form = laws.LAW_INFO[law]
+    constants = _constants(result.fits[law], ["alpha_C", "C_c"]) if law in result.fits else "not fitted"
+    ax.set_title(textwrap.fill(f"(b) learning curves and their frontier, {form[0]} ({form[1]}): {constants}", 75),
+                 fontsize=9)
+
+
+def _dash_held_out(fig, ax, result):
+    checks = [(key, f.extra["held_out"]) for key, f in result.fits.items()
+              if report.predicted(f) == "loss" and "observed" in f.extra.get("held_out", {})]
+    if not checks:
+        raise MissingData("no held-out predictions: needs a loss law fitted on 3+ sizes with a larger one to predict")
+    for i, (key, check) in enumerate(checks):
+        ax.plot(check["observed"], check["predicted"], HELD_OUT_MARKERS[i % len(HELD_OUT_MARKERS)], ms=5,
+                color=f"C{i}", alpha=0.8, label=f"{key}: mean |error| {100 * check['mean_abs_rel_error']:.2g}%")
+    values = np.concatenate([check[k] for _, check in checks for k in ("observed", "predicted")])
+    line = np.array([values.min(), values.max()]) * [0.98, 1.02]
+    within = report.HOLDS_WITHIN["loss"]
+    ax.plot(line, line, "k-", lw=0.8, label="y = x")
+    ax.fill_between(line, line * (1 - within), line * (1 + within), color="0.5", alpha=0.2, lw=0,
+                    label=f"within {within:.0%}: the held-out part of 'holds'")
+    ax.set_xlabel(f"measured {_loss_label(result)}")
+    ax.set_ylabel(f"predicted {_loss_label(result)}")
+    ax.grid(True, alpha=0.3)
+    errors = np.concatenate([np.abs(check["rel_error"]) for _, check in checks])
+    ax.set_title(f"(c) held-out largest runs, predicted by laws fitted without them: mean |error| "
+                 f"{100 * errors.mean():.2g}%", fontsize=9)
+
+
+def _dash_n_opt(fig, ax, result):
+    if "N_opt" in result.fits:
+        f, compute, key = result.fits["N_opt"], "C", "N_opt"
+        minima = result.data["isoflop"]["minima"]
+        C, N = np.array([m["C"] for m in minima]), np.array([m["N_opt"] for m in minima])
+        spread = np.exp(normal.ppf(0.5 + CI_LEVEL / 2) * np.sqrt(np.nan_to_num(points.optimum_variances(minima))))
+        ax.errorbar(C, N, yerr=[N - N / spread, N * spread - N], fmt="o", color="C0", capsize=3,
+                    label=f"IsoFLOP minima with {CI_LEVEL:.0%} CI")
+        title = f"(d) N_opt ∝ C^a, Chinchilla approach 2: {_constant(f, 'exponent')}"
+    elif "N_opt_frontier" in result.fits:
+        f, compute, key = result.fits["N_opt_frontier"], report.frontier_compute(result), "N_opt_frontier"
+        C, N = result.data["frontier"]["C"], result.data["frontier"]["N"]
+        ax.plot(C, N, "o", ms=3, color="C0", label="N of each frontier point")
+        title = f"(d) N on the compute frontier ∝ {compute}^a, Kaplan eq. 1.7: {_constant(f, 'exponent')}"
+    else:
+        raise MissingData("no IsoFLOP profiles in this sweep with a bracketed minimum, and fewer than 3 sizes on "
+                          "the compute frontier: needs an IsoFLOP sweep (sizes on both sides of each budget's "
+                          "optimum)")
+    grid = _span(C)
+    _draw_allocation(ax, f, grid, "C0")
+    _draw_reference_slopes(ax, key, f, grid, compute)
+    _loglog(ax, _x_label(result, compute), f"{'N_opt' if key == 'N_opt' else 'N'}, {report.unit_words(result)['N']}")
+    ax.set_title(title, fontsize=9)
+
+
+DASHBOARD_PANELS = (("(a) loss against N", _dash_loss_vs_n), ("(b) loss against compute", _dash_frontier),
+                    ("(c) held-out predictions", _dash_held_out), ("(d) N_opt against compute", _dash_n_opt))
+
+
+FIGURES = (dashboard, fig1_loss_vs_compute_data_size, fig2_learning_curves, fig4_loss_vs_n_d_and_n_s, fig5_shape,
            fig6_embedding_parameters, fig9_overfitting, fig10_critical_batch, fig14_optimal_size,
            isoflop_profiles, chinchilla_approach2, residuals)
-POINTS_FIGURES = (isoflop_profiles, chinchilla_approach2, residuals)  # figures that external points support
+POINTS_FIGURES = (dashboard, isoflop_profiles, chinchilla_approach2, residuals)  # figures that external points support
 
 
 def draw_all(result, out_dir: Path) -> tuple[list[str], list[str]]:

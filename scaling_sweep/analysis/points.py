@@ -10,6 +10,8 @@ from scaling_sweep.analysis.runs import Run
 from scaling_sweep.core import laws
 
 MIN_PROFILE_SIZES = 3  # model sizes an IsoFLOP profile needs for a parabola
+# the source of IsoFLOP profiles read off learning curves, where no run was trained to a budget
+CURVE_PROFILES = "learning curves read at fixed compute (schedules not finished at C)"
 
 
 def interp_loglog(x_new, x, y, hold_last=False):
@@ -165,7 +167,7 @@ def isoflop_profiles(runs: list[Run], n_budgets: int = 6) -> tuple[list[dict], s
         return (budget_profiles(*budget_points),
                 "final losses of runs stopped at each compute budget and of their wsd cooldown branches")
     profiles = _curve_profiles(at_modal_batch(runs), n_budgets)
-    return _with_enough_sizes(profiles), "learning curves read at fixed compute (schedules not finished at C)"
+    return _with_enough_sizes(profiles), CURVE_PROFILES
 
 
 def _budget_points(runs: list[Run]) -> tuple[np.ndarray, ...]:

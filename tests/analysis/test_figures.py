@@ -1,4 +1,4 @@
-"""The figures of small hand-made analyses: what each panel plots, against what, and when a figure is skipped."""
+"""The figures of hand-made analyses and analysed synthetic sweeps: what each panel plots, and when one is skipped."""
 
 from dataclasses import replace
 from functools import partial
@@ -134,3 +134,27 @@ def test_residuals_of_loss_and_allocation_laws_are_panels_of_their_own(saved):
     (points,) = [line for line in axes[1].get_lines() if line.get_label().startswith("L_N")]
     assert np.allclose(points.get_ydata(), result.fits["L_N"].extra["goodness"]["residuals"])
     assert len([line for line in axes[0].get_lines() if "RMSE" in line.get_label()]) == 3
+
+
+def dashboard_panels(fig):
+    """The dashboard's four panels, (a) to (d), without their colorbars."""
+    return [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+
+
+def drawn_lines(ax):
+    return [line for line in ax.get_lines() if len(line.get_xdata())]
+
+
+def test_dashboard_panels_without_data_say_what_they_need(saved):
+    axes = dashboard_panels(saved(figures.dashboard, Analysis("empty", SETTING)))
+    assert [ax.get_title()[:3] for ax in axes] == ["(a)", "(b)", "(c)", "(d)"]
+    assert all(not ax.get_lines() and ax.texts for ax in axes)
+    assert "no IsoFLOP profiles in this sweep" in axes[0].texts[0].get_text()
+
+
+def test_dashboard_without_isoflop_minima_draws_the_frontiers_n(saved):
+    result = frontier_analysis(with_b_crit=False)
+    d = dashboard_panels(saved(figures.dashboard, result))[3]
+    assert np.allclose(drawn_lines(d)[0].get_ydata(), result.data["frontier"]["N"])
+    assert "compute frontier" in d.get_title() and d.get_ylabel() == "N, non-embedding parameters"
+    assert {"Kaplan: ∝ C^0.73", "Chinchilla: ∝ C^0.5"} <= set(legend_labels(d))
