@@ -62,37 +62,75 @@ def write_run(root: Path, sweep, spec, rng, noise, tokenizer="byte"):
     loss = factor * loss_curve(N, B, steps, D) * np.exp(noise * rng.standard_normal(len(steps)))
     if status == "diverged":
         loss[len(loss) // 3:] = np.nan
+    evaluated = (steps % EVAL_EVERY == 0) & np.isfinite(loss)
+    _write_files(root / name, steps, loss, evaluated, truncated=status == "running" or name == "size_L2_d48",
+                 run_name=name, sweep=sweep, status=status,
+                 stop_reason={"completed": "max_steps", "stopped": "early_stop",
+                              "diverged": "non-finite training loss", "running": "interrupted"}[status],
+                 n_layer=n_layer, d_model=d_model, batch_size=batch, tokenizer=tokenizer,
+                 unique_tokens=int(D) if D else 10_000_000, max_unique_tokens=int(D) if D else None)
+
+
+def _write_files(run_dir: Path, steps, loss, evaluated, truncated=False, cooldowns=(), **fields):
+    """metrics.jsonl (val_loss where evaluated), summary.json and the Hydra config of one run;
+    fields: the RunSummary fields that differ between runs (name, status, shape, batch, ...)."""
+    N, B = non_embedding(fields["n_layer"], fields["d_model"]), fields["batch_size"] * N_CTX
     rows = [MetricsRow(step=int(s), tokens=int(s * B), flops=6.0 * N * s * B, lr=1e-3,
                        train_loss=float(l) if np.isfinite(l) else None, grad_norm=1.0, tokens_per_s=1e4,
-                       elapsed_s=float(s) / 10) for s, l in zip(steps, loss)]
-    for row, l in zip(rows, loss):
-        if row.step % EVAL_EVERY == 0 and np.isfinite(l):
-            row.val_loss = float(l)
-    run_dir = root / name
+                       elapsed_s=float(s) / 10, val_loss=float(l) if e else None)
+            for s, l, e in zip(steps, loss, evaluated)]
     (run_dir / ".hydra").mkdir(parents=True)
     runfiles.write_metrics(run_dir, rows)
-    if status == "running" or name == "size_L2_d48":  # killed mid-write
+    if truncated:  # killed mid-write
         with open(run_dir / runfiles.METRICS_FILE, "a") as f:
             f.write('{"step": 999, "tokens": 12')
     val = [r.val_loss for r in rows if r.val_loss is not None]
+    d_model = fields["d_model"]
     N_embed = VOCAB * d_model + N_CTX * d_model
     summary = RunSummary(
-        run_name=name, sweep=sweep, status=status,
-        stop_reason={"completed": "max_steps", "stopped": "early_stop", "diverged": "non-finite training loss",
-                     "running": "interrupted"}[status],
-        n_layer=n_layer, d_model=d_model, n_head=max(1, d_model // 16), n_ctx=N_CTX,
-        d_ff=4 * d_model, vocab_size=VOCAB, tie_embeddings=False, tokenizer=tokenizer,
-        data="prose", N=N, N_embed=N_embed, N_total=N + N_embed,
-        N_kaplan_approx=non_embedding(n_layer, d_model), batch_size=batch, batch_tokens=B,
-        step=int(steps[-1]), tokens=int(steps[-1] * B),
-        unique_tokens=int(D) if D else 10_000_000, max_unique_tokens=int(D) if D else None,
-        flops=6.0 * N * steps[-1] * B, flops_exact=7.0 * N * steps[-1] * B,
-        flops_per_token_exact=7.0 * N, final_val_loss=val[-1] if val else None,
-        best_val_loss=min(val) if val else None, final_train_loss=rows[-1].train_loss, lr=1e-3,
-        device="cpu", dtype="fp32", tokens_per_s=1e4, wall_time_s=60.0,
+        n_head=max(1, d_model // 16), n_ctx=N_CTX, d_ff=4 * d_model, vocab_size=VOCAB, tie_embeddings=False,
+        data="prose", N=N, N_embed=N_embed, N_total=N + N_embed, N_kaplan_approx=N, batch_tokens=B,
+        step=int(steps[-1]), tokens=int(steps[-1] * B), flops=6.0 * N * steps[-1] * B,
+        flops_exact=7.0 * N * steps[-1] * B, flops_per_token_exact=7.0 * N,
+        final_val_loss=val[-1] if val else None, best_val_loss=min(val) if val else None,
+        final_train_loss=rows[-1].train_loss, lr=1e-3, device="cpu", dtype="fp32", tokens_per_s=1e4,
+        wall_time_s=60.0, cooldowns=list(cooldowns), **fields,
     )
     runfiles.write_summary(run_dir, summary)
-    (run_dir / ".hydra" / "config.yaml").write_text(f"run_name: {name}\n")
+    (run_dir / ".hydra" / "config.yaml").write_text(f"run_name: {fields['run_name']}\n")
+
+
+# An IsoFLOP sweep of Chinchilla's law (Hoffmann et al. 2022 eq. 2) in nats/byte-like magnitudes: each size
+# trained with a wsd schedule to the largest budget, a cooldown branch at each smaller one. Its optimum
+# N_opt = G·(C/6)^(beta/(alpha+beta)) (eq. 4) runs from about 1.6e5 to 7e5 over the budgets, inside the sizes.
+CHINCHILLA_TRUTH = {"E": 1.0, "A": 40.0, "B": 40.0, "alpha": 0.34, "beta": 0.28}
+ISOFLOP_BUDGETS = (1e12, 3e12, 1e13, 3e13)
+ISOFLOP_WIDTHS = (24, 36, 48, 72, 96, 144, 192, 288)  # at 4 layers: N from 2.8e4 to 4e6
+
+
+def write_isoflop_sweep(root, sweep="isoflop", seed=0, noise=0.005, largest_factor=1.0):
+    """Write the IsoFLOP sweep under root/ and return its folder; largest_factor scales every loss of the
+    largest model (1.0: the sweep follows the law)."""
+    root = Path(root) / sweep
+    rng = np.random.default_rng(seed)
+    B = BASE_BATCH * N_CTX
+    for d_model in ISOFLOP_WIDTHS:
+        N = non_embedding(4, d_model)
+        factor = largest_factor if d_model == ISOFLOP_WIDTHS[-1] else 1.0
+
+        def loss_at(tokens):
+            clean = laws.chinchilla_loss(N, np.asarray(tokens, float), **CHINCHILLA_TRUTH)
+            return factor * clean * np.exp(noise * rng.standard_normal(np.shape(tokens)))
+
+        budget_steps = [int(round(laws.tokens_for_budget(C, N) / B)) for C in ISOFLOP_BUDGETS]
+        steps = np.unique(np.rint(np.geomspace(10, budget_steps[-1], 40)).astype(int))
+        cooldowns = [{"step": s, "tokens": s * B, "flops": 6.0 * N * s * B, "val_loss": float(loss_at(s * B))}
+                     for s in budget_steps[:-1]]
+        _write_files(root / f"L4_d{d_model}", steps, loss_at(steps * B), np.ones(len(steps), bool),
+                     cooldowns=cooldowns, run_name=f"L4_d{d_model}", sweep=sweep, status="completed",
+                     stop_reason="compute_budget", n_layer=4, d_model=d_model, batch_size=BASE_BATCH,
+                     tokenizer="byte", unique_tokens=10_000_000_000, max_unique_tokens=None)
+    return root
 
 
 def write_synthetic_sweep(root, sweep="synthetic", seed=0, noise=0.005, specs=None):
