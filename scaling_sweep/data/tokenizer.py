@@ -101,8 +101,7 @@ class TiktokenTokenizer:
         return self.encoding.encode_ordinary(text)
 
     def encode_array(self, text: str) -> np.ndarray:
-        # encode_ordinary's ids (no special token allowed nor refused) without a Python list; the GIL is
-        # released while it runs, so threads encode in parallel
+        # encode_ordinary's ids (no special token allowed nor refused) without a Python list
         return self.encoding.encode_to_numpy(text, allowed_special=set(), disallowed_special=())
 
     def decode(self, ids: Sequence[int]) -> str:

@@ -229,7 +229,7 @@ def cache_bytes(splits):
 def test_a_killed_build_resumes_after_its_last_complete_shard(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "CHUNK_CHARS", 200)
     tok_cfg, cfg, chunks = TokenizerConfig(name="byte"), text_cfg(tmp_path, MANY_DOCS), list(data._chunks(MANY_DOCS))
-    save, encode, encoded = data._save_shard, data._encode_chunk, []
+    save, chunker, submitted = data._save_shard, data._chunks, []
 
     def killed_at_shard_5(shards, index, *arrays):
         if index == 5:
@@ -242,9 +242,9 @@ def test_a_killed_build_resumes_after_its_last_complete_shard(tmp_path, monkeypa
     (partial,) = (tmp_path / "cache/tokens").glob(".*.partial")
     (partial / "000004.bin").write_bytes(b"")  # lost in a crash: that shard is written again
     monkeypatch.setattr(data, "_save_shard", save)
-    monkeypatch.setattr(data, "_encode_chunk", lambda *args: encoded.append(args[1]) or encode(*args))
+    monkeypatch.setattr(data, "_chunks", lambda docs: (submitted.append(c) or c for c in chunker(docs)))
     resumed = prepare_tokens(cfg, tok_cfg)
-    assert len(chunks) > 20 and encoded == chunks[4:] and not partial.exists()
+    assert len(chunks) > 20 and submitted == chunks[4:] and not partial.exists()
     uninterrupted = prepare_tokens(dataclasses.replace(cfg, cache_dir=str(tmp_path / "other")), tok_cfg)
     assert cache_bytes(resumed) == cache_bytes(uninterrupted)
 
