@@ -76,7 +76,8 @@ def raw_tiktoken(path: Path) -> dict:
 
 
 def ours(path: Path, cache: Path) -> dict:
-    """prepare_tokens on ``path`` into ``cache``: wall time, peak RSS before and after."""
+    """prepare_tokens on ``path`` into ``cache``: wall time, peak RSS before and after, and the largest
+    peak RSS of its worker processes (each forked from this one, so their shared pages count in both)."""
     from scaling_sweep.core.config import DataConfig, TokenizerConfig
     from scaling_sweep.data.tokens import prepare_tokens
 
@@ -86,6 +87,7 @@ def ours(path: Path, cache: Path) -> dict:
                             TokenizerConfig(name="gpt2"))
     wall = time.perf_counter() - start
     return {"wall_s": wall, "peak_rss_mb": peak_rss_mb(), "peak_rss_before_mb": before,
+            "worker_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
             "n_tokens": splits.meta["n_train_tokens"] + splits.meta["n_val_tokens"],
             "n_documents": splits.meta["n_documents"]}
 
@@ -134,7 +136,8 @@ def measure(work: Path, repeat: int, rounds: int) -> dict:
                                  f"+ {mine['n_documents']} end-of-text)")
             print(f"{scale} ({path.stat().st_size / 1e6:.0f} MB): raw {raw['mb_per_s']:.2f} MB/s, ours "
                   f"{mine['mb_per_s']:.2f} MB/s ({mine['mb_per_s'] / raw['mb_per_s']:.1%}), ours peak RSS "
-                  f"{mine['peak_rss_mb']:.0f} MB; other processes {raw['others_cpu_share']:.0%} / "
+                  f"{mine['peak_rss_mb']:.0f} MB (workers {mine['worker_peak_rss_mb']:.0f} MB each at most); "
+                  f"other processes {raw['others_cpu_share']:.0%} / "
                   f"{mine['others_cpu_share']:.0%} of the CPU", flush=True)
     return {scale: summarize(r, files[scale]) for scale, r in runs.items()} | {"runs": runs}
 
@@ -147,7 +150,8 @@ def summarize(runs: dict, path: Path) -> dict:
             "ours_mb_per_s": statistics.median(r["mb_per_s"] for r in runs["ours"]),
             "ours_over_raw": statistics.median(ratios), "ours_over_raw_min": min(ratios),
             "ours_over_raw_max": max(ratios), "ours_over_raw_per_round": ratios,
-            "ours_peak_rss_mb": max(r["peak_rss_mb"] for r in runs["ours"])}
+            "ours_peak_rss_mb": max(r["peak_rss_mb"] for r in runs["ours"]),
+            "ours_worker_peak_rss_mb": max(r["worker_peak_rss_mb"] for r in runs["ours"])}
 
 
 def main() -> None:
