@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 
 from scaling_sweep.core.runfiles import read_summary  # noqa: E402
 
-SWEEP = ["+sweep=demo", "model=demo/L2_d64,demo/L3_d96,demo/L4_d128,demo/L4_d192", "train.progress=false",
+SWEEP = ["+sweep=demo", "model=demo/L2_d48,demo/L2_d64,demo/L2_d80,demo/L2_d96", "train.progress=false",
          "device=cpu"]
 LAUNCHERS = {
     "sequential": [],

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 
 import pytest
 from conftest import REPO
@@ -19,7 +20,7 @@ from scaling_sweep.core.runfiles import read_metrics, read_summary, run_lock
 from scaling_sweep.training.sweep import grid, sweep_names
 from scaling_sweep.training.train import register_resolvers
 
-MODELS = ["demo/L2_d32", "demo/L2_d64", "demo/L3_d96"]
+MODELS = ["demo/L2_d24", "demo/L2_d32", "demo/L2_d48"]
 
 
 def sweep_command(corpus_file, tmp_path, max_steps=30, models=MODELS) -> list[str]:
@@ -48,7 +49,7 @@ def test_a_sweep_runs_every_point_and_a_rerun_trains_nothing(corpus_file, tmp_pa
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-3000:]
     dirs = run_dirs(tmp_path)
-    assert [d.name for d in dirs] == ["L2_d32_h2", "L2_d64_h2", "L3_d96_h3"]
+    assert [d.name for d in dirs] == ["L2_d24_h2", "L2_d32_h2", "L2_d48_h3"]
     assert all(read_summary(d).status == "completed" for d in dirs)
     before = {d: (d / "metrics.jsonl").stat().st_mtime_ns for d in dirs}
 
@@ -63,13 +64,13 @@ def test_a_sweep_runs_every_point_and_a_rerun_trains_nothing(corpus_file, tmp_pa
 def test_a_killed_sweep_finishes_on_restart_without_training_a_run_twice(corpus_file, tmp_path):
     args = sweep_command(corpus_file, tmp_path, max_steps=60)
     victim = run_sweep(args)
-    second = tmp_path / "runs" / "demo" / "L2_d64_h2"
+    second = tmp_path / "runs" / "demo" / "L2_d32_h2"
     deadline = time.time() + 300
     while time.time() < deadline and not (second / "checkpoint.pt").exists():
         time.sleep(0.05)
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait()
-    first = tmp_path / "runs" / "demo" / "L2_d32_h2"
+    first = tmp_path / "runs" / "demo" / "L2_d24_h2"
     assert read_summary(first).status == "completed"
     assert read_summary(second).status == "running"
     first_metrics = (first / "metrics.jsonl").read_text()
@@ -86,7 +87,7 @@ def test_a_killed_sweep_finishes_on_restart_without_training_a_run_twice(corpus_
 
 @pytest.mark.slow
 def test_a_run_another_process_trains_is_skipped_and_the_sweep_goes_on(corpus_file, tmp_path):
-    held = tmp_path / "runs" / "demo" / "L2_d64_h2"
+    held = tmp_path / "runs" / "demo" / "L2_d32_h2"
     with run_lock(held):  # this test's process stands for the one training it
         proc = run_sweep(sweep_command(corpus_file, tmp_path))
         out, _ = proc.communicate(timeout=600)
@@ -137,7 +138,7 @@ def test_ray_jobs_ask_for_a_gpu_when_their_device_is_one(device, gpus):
 def test_a_sweep_through_ray_runs_two_jobs_at_a_time_each_on_the_core_it_was_given(corpus_file, tmp_path):
     ray_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay under 108 characters
     env = {key: value for key, value in os.environ.items() if key != "OMP_NUM_THREADS"}  # Ray sets it per job
-    args = sweep_command(corpus_file, tmp_path, models=[*MODELS, "demo/L4_d128"]) + [
+    args = sweep_command(corpus_file, tmp_path, models=[*MODELS, "demo/L2_d64"]) + [
         "+launcher=ray", "hydra.launcher.ray.init.num_cpus=2", "hydra.launcher.ray.remote.num_cpus=1",
         f"+hydra.launcher.ray.init._temp_dir={ray_dir}"]
     try:
@@ -148,7 +149,7 @@ def test_a_sweep_through_ray_runs_two_jobs_at_a_time_each_on_the_core_it_was_giv
     finally:
         shutil.rmtree(ray_dir, ignore_errors=True)
     dirs = run_dirs(tmp_path)
-    assert [d.name for d in dirs] == ["L2_d32_h2", "L2_d64_h2", "L3_d96_h3", "L4_d128_h4"]
+    assert [d.name for d in dirs] == ["L2_d24_h2", "L2_d32_h2", "L2_d48_h3", "L2_d64_h2"]
     summaries = [read_summary(d) for d in dirs]
     assert [s.status for s in summaries] == ["completed"] * 4
     assert all(read_metrics(d)[0][-1].step == 30 and any((d / "tb").iterdir()) for d in dirs)
@@ -169,11 +170,14 @@ def test_gpu_sweeps_span_the_papers_range(name):
     assert len({r.run_name for r in runs}) == len(runs), "two grid points share a run folder"
 
 
-def test_demo_sweep_is_cpu_sized():
+def test_demo_sweep_is_a_cpu_sized_isoflop_design():
     runs = grid("demo")
     counts = [param_counts(r.model, 257).non_embedding for r in runs]
-    assert len(runs) >= 6 and math.log10(max(counts) / min(counts)) >= 1.5
+    assert len(runs) >= 6 and math.log10(max(counts) / min(counts)) >= 1.4
     assert {r.tokenizer.name for r in runs} == {"byte"} and {r.data.source for r in runs} == {"embedded"}
+    assert {r.optim.schedule for r in runs} == {"wsd"}
+    sizes_per_budget = Counter(c for r in runs for c in [r.train.compute_budget, *r.optim.cooldown_budgets])
+    assert len(sizes_per_budget) >= 3 and min(sizes_per_budget.values()) >= 4
 
 
 def listed_device_hours(capsys, *args) -> list[float]:
@@ -181,7 +185,7 @@ def listed_device_hours(capsys, *args) -> list[float]:
 
     assert main(["demo", "--list", *args]) == 0
     runs = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("    ")]
-    assert len(runs) == 6 and all("steps=300" in run for run in runs)
+    assert len(runs) == 6 and all(int(run[3].removeprefix("steps=").replace(",", "")) > 1000 for run in runs)
     return [float(run[-2]) for run in runs]
 
 
