@@ -149,7 +149,7 @@ def test_a_sweep_through_ray_runs_two_jobs_at_a_time_each_on_the_core_it_was_giv
     finally:
         shutil.rmtree(ray_dir, ignore_errors=True)
     dirs = run_dirs(tmp_path)
-    assert [d.name for d in dirs] == ["L2_d24_h2", "L2_d32_h2", "L2_d48_h3", "L2_d64_h2"]
+    assert [d.name for d in dirs] == ["L2_d24_h2", "L2_d32_h2", "L2_d48_h3", "L2_d64_h4"]
     summaries = [read_summary(d) for d in dirs]
     assert [s.status for s in summaries] == ["completed"] * 4
     assert all(read_metrics(d)[0][-1].step == 30 and any((d / "tb").iterdir()) for d in dirs)
