@@ -51,8 +51,11 @@ def page_faults_per_step(mode: str) -> float:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")
 def test_configured_cpu_steps_reuse_heap_memory():
     default, configured = page_faults_per_step("default"), page_faults_per_step("configured")
-    assert default > 500, "this shape no longer allocates fresh pages by default; pick a larger one"
-    assert configured < default / 20
+    assert configured < 50  # a configured step reuses its heap: the median step faults in no fresh pages
+    # glibc's default thresholds move with what was freed before (dynamic mmap threshold, trim at twice
+    # it), so whether a default step faults varies from process to process: 0 once, 2,100-3,500 usually
+    if default > 500:
+        assert configured < default / 20
 
 
 THREADS = "from scaling_sweep.training import hardware; print(hardware.use_threads('auto'))"

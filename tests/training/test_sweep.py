@@ -185,7 +185,7 @@ def listed_device_hours(capsys, *args) -> list[float]:
 
     assert main(["demo", "--list", *args]) == 0
     runs = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("    ")]
-    assert len(runs) == 6 and all(int(run[3].removeprefix("steps=").replace(",", "")) > 1000 for run in runs)
+    assert len(runs) == 7 and all(int(run[3].removeprefix("steps=").replace(",", "")) > 1000 for run in runs)
     return [float(run[-2]) for run in runs]
 
 
