@@ -43,6 +43,7 @@ from tqdm import tqdm
 from scaling_sweep.core.config import ConfigError, DataConfig, TokenizerConfig
 from scaling_sweep.core.errors import UserError
 from scaling_sweep.core.files import atomic_path, file_lock, remove_stale_temps
+from scaling_sweep.core.system import cores_given
 from scaling_sweep.data import corpus
 from scaling_sweep.data.tokenizer import Tokenizer, build_tokenizer
 
@@ -228,7 +229,7 @@ def _documents(batches: Iterable[tuple[list, int]], bar: tqdm) -> Iterator[str]:
 
 def _write_shards(docs: Iterator[str], tok: Tokenizer, dtype: np.dtype, shards: Path, first: int) -> int:
     """Tokenize the documents chunk by chunk into shards ``first``, ``first + 1``, ...; the shard count."""
-    workers = len(os.sched_getaffinity(0))
+    workers = cores_given()
     pending = collections.deque()  # (shard index, future), at most one chunk per worker waiting
     n_shards = first
     with _encoder_pool(workers, tok) as pool:

@@ -16,6 +16,7 @@ import torch
 
 from scaling_sweep.core import hardware_peaks
 from scaling_sweep.core.config import ConfigError
+from scaling_sweep.core.system import cores_given
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -34,12 +35,6 @@ def gpus_per_job(device: str) -> int:
     """The GPUs a sweep job asks a launcher for (configs/launcher/ray.yaml): one where the run's device
     is a GPU, or is auto and this process sees one; else none."""
     return int(device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()))
-
-
-def cores_given() -> int:
-    """The cores this process may run on: all of the box's, or those taskset or a cpuset (SLURM's, a
-    container's) left it. A CPU-time quota (docker --cpus) does not show here."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def resolve_threads(name: str) -> int:

@@ -9,6 +9,7 @@ import textwrap
 import pytest
 import torch
 
+from scaling_sweep.core.system import cores_given
 from scaling_sweep.training import hardware
 
 STEP_FAULTS = textwrap.dedent("""
@@ -80,7 +81,7 @@ def test_auto_threads_take_the_launchers_omp_num_threads(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "3")  # what Ray sets for a job it gave 3 CPUs, or torchrun for its ranks
     assert hardware.resolve_threads("auto") == 3
     monkeypatch.delenv("OMP_NUM_THREADS")
-    assert hardware.resolve_threads("auto") == hardware.cores_given()
+    assert hardware.resolve_threads("auto") == cores_given()
     assert hardware.resolve_threads("5") == 5
 
 
