@@ -261,9 +261,9 @@ def bench_shape(shape: Shape, args, device: torch.device, dtype: str, compile_: 
     ours = contenders[0]
     peer = contenders[1] if with_peer else None
     fpt = accounting.flops_per_token(shape.model_config(), shape.vocab).exact
-    peak = statistics.median(peaks)
     med = {c.name: statistics.median(c.rates) for c in contenders}
-    denominators = mfu.Peaks(device, dtype, args.peak_s, hardware.datasheet_peak(device, dtype), measured=[peak])
+    # the median of the rounds' trials: the statistic of a run's measured peak (training.mfu)
+    denominators = mfu.Peaks(device, dtype, args.peak_s, hardware.datasheet_peak(device, dtype), measured=peaks)
     fractions = denominators.mfu(fpt * med["ours"])
     row = {
         "shape": shape.name,
@@ -284,7 +284,7 @@ def bench_shape(shape: Shape, args, device: torch.device, dtype: str, compile_: 
         "ratio": med["ours"] / med["peer"] if with_peer else None,
         "ratio_same_dtype": med["ours"] / med.get("peer_dtype", med["peer"]) if with_peer else None,
         "flops_per_s": fpt * med["ours"],
-        "matmul_peak_flops": peak,
+        "matmul_peak_flops": denominators.measured_peak,
         "matmul_peak_flops_min": min(peaks), "matmul_peak_flops_max": max(peaks),
         "peak_flops_datasheet": denominators.datasheet.flops,
         "peak_flops_datasheet_source": denominators.datasheet.source,

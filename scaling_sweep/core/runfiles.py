@@ -111,8 +111,8 @@ class RunSummary:
     peak_flops_datasheet: float | None = None
     peak_flops_datasheet_source: str | None = None  # the datasheet (or train.peak_flops), or why there is none
     mfu_measured_peak: float | None = None  # exact FLOP/s per device over matmul_peak_flops
-    matmul_peak_flops: float | None = None  # the larger of matmul_peak_measurements
-    matmul_peak_measurements: list = field(default_factory=list)  # FLOP/s at the start and at the end of the run
+    matmul_peak_flops: float | None = None  # the median of matmul_peak_measurements
+    matmul_peak_measurements: list = field(default_factory=list)  # FLOP/s of each trial, start and end of the run
     matmul_peak_method: str | None = None
     mfu_warning: str | None = None  # set when a fraction is above 1: which denominator is suspect
     wall_time_s: float | None = None

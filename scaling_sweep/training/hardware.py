@@ -184,10 +184,9 @@ def peak_matrix_size(device: torch.device) -> int:
     return 8192 if device.type == "cuda" else 2048
 
 
-def matmul_peak_flops(device: torch.device, dtype: str, seconds: float, trials: int = PEAK_TRIALS) -> float:
-    """The median of `trials` fresh torch.mm measurements of `seconds` each: a trial slowed by another
-    process (or a clock ramping up) does not move it."""
-    return statistics.median(measure_matmul_flops(device, dtype, seconds=seconds) for _ in range(trials))
+def matmul_trials(device: torch.device, dtype: str, seconds: float, trials: int = PEAK_TRIALS) -> list[float]:
+    """`trials` fresh torch.mm measurements of `seconds` each (FLOP/s)."""
+    return [measure_matmul_flops(device, dtype, seconds=seconds) for _ in range(trials)]
 
 
 def measure_matmul_flops(device: torch.device, dtype: str, seconds: float = 1.0) -> float:

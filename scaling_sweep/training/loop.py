@@ -336,7 +336,7 @@ def train_session(run: TrainingRun, saved: dict | None) -> RunSummary:
             status, reason = run_loop(run, state, log)
             if status != "diverged":
                 checkpoint(run, state)
-            run.peaks.remeasure()  # the end of the run: the larger of the two peaks counts
+            run.peaks.remeasure()  # the end of the run's trials join the start's
         except KeyboardInterrupt:
             checkpoint(run, state)
             status, reason = "running", "interrupted"

@@ -2,9 +2,10 @@
 
 - datasheet: exact FLOP/s per device over the device's datasheet dense peak in the run's dtype
   (PaLM's MFU, the field's convention; GPUs in core.hardware_peaks, any device via train.peak_flops);
-- measured_peak: over the FLOP/s of a large torch.mm measured on the device, the median of 3 trials at
-  the start of the run and again at its end, the larger of the two taken, so that a peak taken while
-  another process was busy does not inflate the fraction.
+- measured_peak: over the FLOP/s of a large torch.mm measured on the device, the median of 6 one-second
+  trials, 3 at the start of the run and 3 at its end. A median, not a maximum: on a shared machine the
+  mm rate swings from one second to the next (700-1,900 GFLOP/s on the 2-core VM of docs/performance.md),
+  and the benchmark takes the median of its rounds' trials, so both estimate the same denominator.
 
 The headline `mfu` is the datasheet one wherever a datasheet peak is known, else the measured one. A
 fraction above 1 is recorded as it is, with a warning saying which denominator is suspect.
@@ -12,6 +13,7 @@ fraction above 1 is recorded as it is, with a warning saying which denominator i
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 
 import torch
@@ -36,7 +38,7 @@ class Peaks:
     dtype: str
     trial_s: float  # seconds per torch.mm trial; 0: no measured peak
     datasheet: hardware.DatasheetFlops
-    measured: list[float] = field(default_factory=list)  # medians of the trials: at the start, at the end
+    measured: list[float] = field(default_factory=list)  # FLOP/s of every trial: at the start, at the end
 
     @classmethod
     def at_start(cls, device: torch.device, dtype: str, train: TrainConfig) -> Peaks:
@@ -46,11 +48,11 @@ class Peaks:
 
     def remeasure(self) -> None:
         if self.trial_s > 0:
-            self.measured.append(hardware.matmul_peak_flops(self.device, self.dtype, self.trial_s))
+            self.measured.extend(hardware.matmul_trials(self.device, self.dtype, self.trial_s))
 
     @property
     def measured_peak(self) -> float | None:
-        return max(self.measured, default=None)
+        return statistics.median(self.measured) if self.measured else None
 
     def mfu(self, flops_per_s: float | None) -> Mfu:
         """The fractions for `flops_per_s` achieved per device (None when nothing was timed)."""
@@ -64,9 +66,8 @@ class Peaks:
         if not self.measured:
             return "not measured (train.peak_trial_s=0)"
         size = hardware.peak_matrix_size(self.device)
-        when = "at the start of the run and at its end, the larger" if len(self.measured) > 1 else "at the start"
-        return (f"torch.mm {size}x{size} {self.dtype}: median of {hardware.PEAK_TRIALS} trials of "
-                f"{self.trial_s:g} s {when}")
+        when = " at the start of the run and at its end" if len(self.measured) > hardware.PEAK_TRIALS else ""
+        return f"torch.mm {size}x{size} {self.dtype}: median of {len(self.measured)} trials of {self.trial_s:g} s{when}"
 
     def summary_fields(self, flops_per_s: float | None) -> dict:
         """The RunSummary fields of MFU: both fractions, their denominators and how each was obtained."""
