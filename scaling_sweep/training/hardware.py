@@ -5,7 +5,6 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
-import statistics
 import sys
 import time
 from dataclasses import dataclass
