@@ -8,7 +8,9 @@ sweep that run is skipped with its line, the others train, and the sweep exits 2
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import hydra
@@ -26,7 +28,9 @@ from scaling_sweep.training import distributed, hardware
 from scaling_sweep.training.loop import train
 
 PROG = "train"
-_skipped: list[str] = []  # runs of this process's sweep that a user error skipped
+# The file where a sweep's jobs note the runs a user error skipped: jobs may run in a launcher's worker
+# processes (joblib, Ray), which inherit the sweep's environment but not its memory.
+SKIPPED_ENV = "SCALING_SWEEP_SKIPPED_RUNS"
 
 
 def validate_run(cfg: RunConfig) -> None:
@@ -68,7 +72,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     except UserError as err:
         print_error(PROG, err)
         if HydraConfig.get().mode == RunMode.MULTIRUN:  # sys.exit here would end the whole sweep
-            _skipped.append(HydraConfig.get().runtime.output_dir)
+            note_skipped(HydraConfig.get().runtime.output_dir)
             return None
         sys.exit(USER_ERROR_EXIT)
     if final.status == "running":
@@ -78,10 +82,23 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     return final.final_val_loss
 
 
+def note_skipped(run_dir: str) -> None:
+    if SKIPPED_ENV in os.environ:
+        with open(os.environ[SKIPPED_ENV], "a") as notes:  # one short line per write: appends do not interleave
+            notes.write(run_dir + "\n")
+
+
 def main() -> None:
     """The Hydra entry: the schema is registered before Hydra composes the config from sys.argv."""
     register_resolvers()
-    _hydra_main()
-    if _skipped:
-        print(f"{PROG}: {len(_skipped)} run(s) of the sweep skipped: {', '.join(_skipped)}", file=sys.stderr)
+    descriptor, notes = tempfile.mkstemp(prefix="scaling-sweep-skipped-", suffix=".txt")
+    os.close(descriptor)
+    os.environ[SKIPPED_ENV] = notes
+    try:
+        _hydra_main()
+        skipped = Path(notes).read_text().splitlines()
+    finally:
+        os.unlink(notes)
+    if skipped:
+        print(f"{PROG}: {len(skipped)} run(s) of the sweep skipped: {', '.join(skipped)}", file=sys.stderr)
         sys.exit(USER_ERROR_EXIT)
