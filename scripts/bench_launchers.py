@@ -1,6 +1,8 @@
 #!/usr/bin/env python
-"""Wall time of one CPU sweep launched three ways on this box, each from a fresh runs folder:
+"""Wall time of one CPU sweep launched several ways on this box, each from a fresh runs folder:
 
+  joblib            the demo's own launcher as shipped: one run per core at once, one thread each
+                    (joblib sets the worker's OMP_NUM_THREADS)
   sequential        Hydra's basic launcher: one run after another, each with every core (train.threads=auto)
   submitit_local    submitit's local launcher: every run at once, each seeing every core (threads=auto)
   submitit_local_1_thread   the same with train.threads=1
@@ -36,7 +38,8 @@ from scaling_sweep.core.runfiles import read_summary  # noqa: E402
 SWEEP = ["+sweep=demo", "model=demo/L2_d48,demo/L2_d64,demo/L2_d80,demo/L2_d96", "train.progress=false",
          "device=cpu"]
 LAUNCHERS = {
-    "sequential": [],
+    "joblib": [],
+    "sequential": ["hydra/launcher=basic"],
     "submitit_local": ["hydra/launcher=submitit_local"],
     "submitit_local_1_thread": ["hydra/launcher=submitit_local", "train.threads=1"],
     "ray": ["+launcher=ray"],

@@ -70,13 +70,6 @@ def demo_sweep_dir() -> Path:
     return Path(os.environ.get("SCALING_SWEEP_DEMO", FIXTURE))
 
 
-# The committed demo (configs/sweep/demo.yaml as of its measurement, docs/performance.md "The CPU demo")
-# does not pass yet: E collapses to 0 and the held-out mean error is 1.16%. On a sweep of your own
-# (SCALING_SWEEP_DEMO) the check runs as a plain test.
-KNOWN_SHORT = pytest.mark.xfail("SCALING_SWEEP_DEMO" not in os.environ, strict=True,
-                                reason="measured on the committed demo: E = 0, held-out mean error 1.16% (> 1%)")
-
-
 def test_the_fit_recovers_a_known_law_from_noisy_points():
     rng = np.random.default_rng(0)
     N = np.repeat([2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 2e6], 3)
@@ -87,7 +80,6 @@ def test_the_fit_recovers_a_known_law_from_noisy_points():
     assert check["E"] == pytest.approx(0.6, abs=0.15)
 
 
-@KNOWN_SHORT
 def test_small_demo_runs_predict_the_two_largest_sizes():
     sweep = demo_sweep_dir()
     points = demo_points(sweep)

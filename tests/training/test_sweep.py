@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from scaling_sweep.core.accounting import param_counts
 from scaling_sweep.core.config import config_dir
 from scaling_sweep.core.runfiles import read_metrics, read_summary, run_lock
+from scaling_sweep.core.system import cores_given
 from scaling_sweep.training.sweep import grid, sweep_names
 from scaling_sweep.training.train import register_resolvers
 
@@ -50,7 +51,11 @@ def test_a_sweep_runs_every_point_and_a_rerun_trains_nothing(corpus_file, tmp_pa
     assert proc.returncode == 0, out[-3000:]
     dirs = run_dirs(tmp_path)
     assert [d.name for d in dirs] == ["L2_d24_h2", "L2_d32_h2", "L2_d48_h3"]
-    assert all(read_summary(d).status == "completed" for d in dirs)
+    summaries = [read_summary(d) for d in dirs]
+    assert [s.status for s in summaries] == ["completed"] * 3
+    if cores_given() >= 2:  # the demo's joblib launcher: one job per core, one torch thread each
+        spans = [((d / ".hydra" / "config.yaml").stat().st_mtime, (d / "summary.json").stat().st_mtime) for d in dirs]
+        assert most_at_once(spans) == min(3, cores_given()) and [s.hardware["threads"] for s in summaries] == [1] * 3
     before = {d: (d / "metrics.jsonl").stat().st_mtime_ns for d in dirs}
 
     again = run_sweep(sweep_command(corpus_file, tmp_path))
@@ -60,25 +65,37 @@ def test_a_sweep_runs_every_point_and_a_rerun_trains_nothing(corpus_file, tmp_pa
     assert {d: (d / "metrics.jsonl").stat().st_mtime_ns for d in dirs} == before
 
 
+def statuses(tmp_path) -> dict:
+    """status of each run of the sweep that has written its summary."""
+    return {d.name: read_summary(d).status for d in run_dirs(tmp_path) if (d / "summary.json").exists()}
+
+
+def one_done_one_midway(tmp_path) -> bool:
+    """A run has completed and another has a checkpoint but has not (whichever order the launcher ran them in)."""
+    if not (tmp_path / "runs" / "demo").is_dir():
+        return False
+    midway = [d for d in run_dirs(tmp_path) if (d / "checkpoint.pt").exists()
+              and statuses(tmp_path).get(d.name) == "running"]
+    return "completed" in statuses(tmp_path).values() and bool(midway)
+
+
 @pytest.mark.slow
 def test_a_killed_sweep_finishes_on_restart_without_training_a_run_twice(corpus_file, tmp_path):
     args = sweep_command(corpus_file, tmp_path, max_steps=60)
     victim = run_sweep(args)
-    second = tmp_path / "runs" / "demo" / "L2_d32_h2"
     deadline = time.time() + 300
-    while time.time() < deadline and not (second / "checkpoint.pt").exists():
+    while time.time() < deadline and not one_done_one_midway(tmp_path):
         time.sleep(0.05)
-    os.killpg(victim.pid, signal.SIGKILL)
+    os.killpg(victim.pid, signal.SIGKILL)  # the launcher's worker processes with it: they share its group
     victim.wait()
-    first = tmp_path / "runs" / "demo" / "L2_d24_h2"
-    assert read_summary(first).status == "completed"
-    assert read_summary(second).status == "running"
-    first_metrics = (first / "metrics.jsonl").read_text()
+    done = [d for d in run_dirs(tmp_path) if statuses(tmp_path).get(d.name) == "completed"]
+    assert done and "running" in statuses(tmp_path).values()
+    done_metrics = {d: (d / "metrics.jsonl").read_text() for d in done}
 
     restart = run_sweep(args)
     out, _ = restart.communicate(timeout=600)
     assert restart.returncode == 0, out[-3000:]
-    assert (first / "metrics.jsonl").read_text() == first_metrics
+    assert {d: (d / "metrics.jsonl").read_text() for d in done} == done_metrics
     for d in run_dirs(tmp_path):
         assert read_summary(d).status == "completed"
         steps = [r.step for r in read_metrics(d)[0]]
@@ -177,7 +194,8 @@ def test_demo_sweep_is_a_cpu_sized_isoflop_design():
     assert {r.tokenizer.name for r in runs} == {"byte"} and {r.data.source for r in runs} == {"embedded"}
     assert {r.optim.schedule for r in runs} == {"wsd"}
     sizes_per_budget = Counter(c for r in runs for c in [r.train.compute_budget, *r.optim.cooldown_budgets])
-    assert len(sizes_per_budget) >= 3 and min(sizes_per_budget.values()) >= 4
+    # approach 2's interval needs more than 3 budgets: with 3 optima its t quantile has one degree of freedom
+    assert len(sizes_per_budget) >= 5 and min(sizes_per_budget.values()) >= 4
 
 
 def listed_device_hours(capsys, *args) -> list[float]:
