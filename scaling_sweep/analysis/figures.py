@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
@@ -85,7 +86,9 @@ def _save(fig, out_dir: Path, stem: str) -> str:
             _tidy_log_ticks(ax.xaxis, *ax.get_xlim())
         if ax.get_yscale() == "log":
             _tidy_log_ticks(ax.yaxis, *ax.get_ylim())
-    fig.tight_layout()
+    for _ in range(2):  # the legends' new places change what tight_layout makes room for, once
+        fig.tight_layout()
+        _legends_under_axis_labels(fig)
     for ext in ("png", "svg"):
         fig.savefig(out_dir / f"{stem}.{ext}", dpi=120)
     return stem
@@ -97,6 +100,17 @@ def _loglog(ax, xlabel, ylabel=LOSS_LABEL):
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, which="major", alpha=0.3)
+
+
+def _legends_under_axis_labels(fig) -> None:
+    """Each legend (all sit below their axes) just under its x tick labels and x label: tight_layout
+    resizes the axes, so an offset in axes units alone lands on the label of a short axes."""
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    for ax in fig.axes:
+        if ax.get_legend() is None:
+            continue
+        labels_bottom = ax.transAxes.inverted().transform((0, ax.xaxis.get_tightbbox(renderer).y0))[1]
+        ax.get_legend().set_bbox_to_anchor((0.5, labels_bottom - 0.02), transform=ax.transAxes)
 
 
 def _legend(ax):
