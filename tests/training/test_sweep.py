@@ -175,7 +175,10 @@ def test_a_sweep_through_ray_runs_two_jobs_at_a_time_each_on_the_core_it_was_giv
     assert most_at_once(spans) == 2
 
 
-@pytest.mark.parametrize("name", [n for n in sweep_names() if n != "demo"])
+CPU_SWEEPS = ("demo", "cpu_ladder")
+
+
+@pytest.mark.parametrize("name", [n for n in sweep_names() if n not in CPU_SWEEPS])
 def test_gpu_sweeps_span_the_papers_range(name):
     runs = grid(name)
     counts = [param_counts(r.model, 50257).non_embedding for r in runs]
@@ -187,8 +190,9 @@ def test_gpu_sweeps_span_the_papers_range(name):
     assert len({r.run_name for r in runs}) == len(runs), "two grid points share a run folder"
 
 
-def test_demo_sweep_is_a_cpu_sized_isoflop_design():
-    runs = grid("demo")
+@pytest.mark.parametrize("name", CPU_SWEEPS)
+def test_cpu_sweeps_are_cpu_sized_isoflop_designs(name):
+    runs = grid(name)
     counts = [param_counts(r.model, 257).non_embedding for r in runs]
     assert len(runs) >= 6 and math.log10(max(counts) / min(counts)) >= 1.4
     assert {r.tokenizer.name for r in runs} == {"byte"} and {r.data.source for r in runs} == {"embedded"}
