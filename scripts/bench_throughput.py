@@ -28,7 +28,7 @@ loop spends waiting for it is reported as a share of step time
 (on a GPU this is host time, which overlaps with queued device work). Warm-up steps, including
 torch.compile's compilation, are never timed.
 
-    python scripts/bench_throughput.py                      # a CPU ladder of shapes (L2 d32 to L6 d256)
+    python scripts/bench_throughput.py                      # the earlier demo's CPU shapes (L2 d32 to L6 d256)
     python scripts/bench_throughput.py --preset gpu         # GPT-2 small and medium sized, ctx 1024
     python scripts/bench_throughput.py --shapes 4,128,4 6,256,8 --json bench.json
 
@@ -63,7 +63,7 @@ from scaling_sweep.training import hardware, mfu  # noqa: E402
 from scaling_sweep.training.optim import decay_groups  # noqa: E402
 from scaling_sweep.training.step import autocast, build_training_step, to_device  # noqa: E402
 
-# A CPU ladder (byte vocabulary, n_ctx 256, batch 32): the earlier demo's shapes, which docs/performance.md's CPU
+# The earlier demo's shapes (byte vocabulary, n_ctx 256, batch 32), which docs/performance.md's CPU
 # tables use; the current demo's (n_ctx 32, batch 64) go through --shapes ... --ctx 32 --batch 64.
 CPU_SHAPES = ["2,32,2", "2,64,2", "3,96,3", "4,128,4", "4,192,6", "6,256,8"]
 # GPT-2 small and medium sized, GPT-2's vocabulary and context.
