@@ -74,9 +74,9 @@ def one_done_one_midway(tmp_path) -> bool:
     """A run has completed and another has a checkpoint but has not (whichever order the launcher ran them in)."""
     if not (tmp_path / "runs" / "demo").is_dir():
         return False
-    midway = [d for d in run_dirs(tmp_path) if (d / "checkpoint.pt").exists()
-              and statuses(tmp_path).get(d.name) == "running"]
-    return "completed" in statuses(tmp_path).values() and bool(midway)
+    now = statuses(tmp_path)
+    midway = [d for d in run_dirs(tmp_path) if now.get(d.name) == "running" and (d / "checkpoint.pt").exists()]
+    return "completed" in now.values() and bool(midway)
 
 
 @pytest.mark.slow
@@ -88,8 +88,9 @@ def test_a_killed_sweep_finishes_on_restart_without_training_a_run_twice(corpus_
         time.sleep(0.05)
     os.killpg(victim.pid, signal.SIGKILL)  # the launcher's worker processes with it: they share its group
     victim.wait()
-    done = [d for d in run_dirs(tmp_path) if statuses(tmp_path).get(d.name) == "completed"]
-    assert done and "running" in statuses(tmp_path).values()
+    at_kill = statuses(tmp_path)
+    done = [d for d in run_dirs(tmp_path) if at_kill.get(d.name) == "completed"]
+    assert done and "running" in at_kill.values()
     done_metrics = {d: (d / "metrics.jsonl").read_text() for d in done}
 
     restart = run_sweep(args)
