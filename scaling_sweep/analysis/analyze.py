@@ -110,8 +110,10 @@ class Analysis:
 
     def units(self) -> dict:
         if "points_file" in self.setting:  # external points come in the convention of their source
-            return {**UNITS, "N": "parameters as the points file counts them",
-                    "C": "FLOPs as the points file gives them (C = 6·N·D where it gives D)"}
+            stated = self.setting.get("points_params")
+            counted = {"params": stated, "N": f"{conventions.PARAMS[stated]}, as the points file counts them"} \
+                if stated else {"N": "parameters as the points file counts them (not stated: analyze --params)"}
+            return {**UNITS, **counted, "C": "FLOPs as the points file gives them (C = 6·N·D where it gives D)"}
         return {**UNITS, **self.convention.describe()}
 
     def to_json(self) -> dict:
@@ -380,9 +382,12 @@ def read_points(path, drop_highest_loss: int = 0) -> dict[str, np.ndarray]:
     return {k: v[np.sort(keep)] for k, v in columns.items()}
 
 
-def analyze_points(path, drop_highest_loss: int = 0) -> Analysis:
+def analyze_points(path, drop_highest_loss: int = 0, params: str | None = None) -> Analysis:
+    """Chinchilla's law fitted to a CSV of (N, D or C, loss); `params` states what its N counts
+    (a key of conventions.PARAMS, or None when the file does not say)."""
     table = read_points(path, drop_highest_loss)
-    result = Analysis(Path(path).stem, {"points_file": str(path), "tokenizer": None, "n_ctx": None})
+    setting = {"points_file": str(path), "tokenizer": None, "n_ctx": None, "points_params": params}
+    result = Analysis(Path(path).stem, setting)
     result.data["table"] = table
     N, D, loss = table["N"], table["D"], table["loss"]
     progress(f"{path}: {len(loss)} points; Chinchilla approach 3 from {len(fit.CHINCHILLA_GRID)} starts")
@@ -457,9 +462,10 @@ def main(argv=None) -> int:
     parser.add_argument("--allow-mixed", action="store_true",
                         help="fit across runs with different tokenizers or contexts")
     parser.add_argument("--out", help="output folder (default: <sweep_dir>/analysis; with --points: none)")
-    parser.add_argument("--params", choices=conventions.PARAMS, default=HEADLINE.params,
-                        help="parameter convention of the headline fits: non_embedding (Kaplan) or total "
-                             "(Hoffmann, Epoch); fits.json has all four conventions under by_convention")
+    parser.add_argument("--params", choices=conventions.PARAMS,
+                        help="parameter convention of the headline fits: non_embedding (Kaplan, the default) or "
+                             "total (Hoffmann, Epoch); fits.json has all four conventions under by_convention. "
+                             "With --points: what the file's N counts (the planner needs it to plan from the fit)")
     parser.add_argument("--compute", choices=conventions.COMPUTE, default=HEADLINE.compute,
                         help="compute convention of the headline fits: 6N (C = 6·N·tokens) or exact (every matmul)")
     args = parser.parse_args(argv)
@@ -467,9 +473,10 @@ def main(argv=None) -> int:
         parser.error("give a sweep folder or --points CSV (one of them)")
     start = time.perf_counter()
     if args.points:
-        result = analyze_points(args.points, args.drop_highest_loss)
+        result = analyze_points(args.points, args.drop_highest_loss, args.params)
     else:
-        result = analyze_sweep(args.sweep_dir, args.allow_mixed, Convention(args.params, args.compute))
+        result = analyze_sweep(args.sweep_dir, args.allow_mixed, Convention(args.params or HEADLINE.params,
+                                                                             args.compute))
     out = args.out or (None if args.points else Path(args.sweep_dir) / "analysis")
     if out:
         write_outputs(result, Path(out))

@@ -60,7 +60,9 @@ def _published(law: str, name: str) -> str:
 def unit_words(result) -> dict[str, str]:
     """What N and C count in the result's convention, in a few words."""
     if "points_file" in result.setting:
-        return {"N": "parameters as in the points file", "C": "FLOPs as in the points file, or 6·N·D"}
+        stated = result.setting.get("points_params")
+        return {"N": f"{PARAM_UNITS[stated]} (points file)" if stated else "parameters as in the points file",
+                "C": "FLOPs as in the points file, or 6·N·D"}
     return {"N": PARAM_UNITS[result.convention.params], "C": COMPUTE_UNITS[result.convention.compute]}
 
 

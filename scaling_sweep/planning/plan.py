@@ -5,8 +5,8 @@ under the published laws (Kaplan et al. 2020, Chinchilla, Epoch AI's replication
 own ``fits.json``. The formulas live in :mod:`scaling_sweep.core.laws` and the counting
 conventions in :mod:`scaling_sweep.core.accounting`; this module only combines them.
 
-Conventions: N = parameters in the convention each law was fitted in (Kaplan's and a fit's:
-non-embedding; Chinchilla's and Epoch's: total, embeddings included); D = training tokens;
+Conventions: N = parameters in the convention each law was fitted in (Kaplan's: non-embedding;
+Chinchilla's and Epoch's: total, embeddings included; a fit's: the one its fits.json states); D = training tokens;
 C = 6·N·D FLOPs with that N; loss in nats/token of the law's own data and tokenizer;
 1 PF-day = 8.64e19 FLOPs.
 """
@@ -189,12 +189,28 @@ def read_fits(path, names: list[str] | None = None) -> dict[str, Law]:
         if not names:
             keys = ", ".join(key for key, *_ in FITTED_FORMS.values())
             raise PlanError(f"{path}: holds none of the laws the planner uses ({keys})")
-    return {name: _fitted_law(path, fitted, name) for name in names}
+    params_convention = _fitted_params_convention(path, data)
+    return {name: _fitted_law(path, fitted, name, params_convention) for name in names}
 
 
-def _fitted_law(path, fitted: dict, name: str) -> Law:
-    """Law `name` from the "laws" object of a fits.json. Its N is non-embedding: the analysis's
-    headline convention, which fits.json's "convention" states."""
+def _fitted_params_convention(path, data: dict) -> str:
+    """What the N of a fits.json's laws counts: its "convention"'s "params" (analyze --params; with
+    --points, what the points file's N counts). Files written before analyze had --params were
+    fitted in non-embedding N, its only convention then."""
+    convention = data.get("convention")
+    params = convention.get("params") if isinstance(convention, dict) else None
+    if params in PARAMS_CONVENTIONS:
+        return params
+    if params is not None:
+        raise PlanError(f"{path}: convention.params {params!r} is not one of {', '.join(PARAMS_CONVENTIONS)}")
+    if data.get("points_file"):
+        raise PlanError(f"{path}: fitted to the points file {data['points_file']} without saying what its N "
+                        "counts; re-run analyze --points with --params total or --params non_embedding")
+    return "non_embedding"
+
+
+def _fitted_law(path, fitted: dict, name: str, params_convention: str) -> Law:
+    """Law `name` from the "laws" object of a fits.json, its N counted in `params_convention`."""
     key, formula, allocation = FITTED_FORMS[name]
     entry = fitted.get(key)
     if not isinstance(entry, dict):
@@ -207,7 +223,7 @@ def _fitted_law(path, fitted: dict, name: str) -> Law:
     params = {p: float(entry[p]) for p in wanted}
     # analyze's warning (e.g. a floor fitted to zero) travels with the law into every plan's source line
     warning = f"; fit warning: {entry['warning']}" if entry.get("warning") else ""
-    return Law(f"fit:{name}", f"{path} [{key}]{warning}", formula, params, allocation, params,
+    return Law(f"fit:{name}", f"{path} [{key}]{warning}", formula, params, allocation, params, params_convention,
                limit=_fit_limit(path, key, entry.get("fit_range")),
                samples=_samples(path, key, entry.get("samples"), wanted))
 
@@ -503,10 +519,11 @@ UNITS = {"N": "parameters in the law's own convention, params_convention: non_em
          "extra_training_flops": "FLOPs, 6*N*D", "inference_flops_saved": "FLOPs, 2*N per token served",
          "pf_days": "PF-days, 8.64e19 FLOPs each", "gpu_hours": "device-hours",
          "shape.N": "exact non-embedding parameters", "shape.N_total": "exact parameters, embeddings included"}
-CONVENTIONS = ("N: parameters in each law's own convention (column \"N is\": non-embedding for Kaplan and a "
-               "sweep's fit, total with embeddings for Chinchilla and Epoch). D: training tokens. "
-               "C = 6·N·D FLOPs with that N; 1 PF-day = 8.64e19 FLOPs. Loss: nats/token on each law's own data "
-               "and tokenizer (compare allocations across laws, not absolute losses).")
+CONVENTIONS = ("N: parameters in each law's own convention (column \"N is\": non-embedding for Kaplan, "
+               "total with embeddings for Chinchilla and Epoch, a sweep's fit as its fits.json states). "
+               "D: training tokens. C = 6·N·D FLOPs with that N; 1 PF-day = 8.64e19 FLOPs. "
+               "Loss: nats/token on each law's own data and tokenizer (compare allocations across laws, "
+               "not absolute losses).")
 
 
 class _Parser(argparse.ArgumentParser):

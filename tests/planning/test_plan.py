@@ -166,6 +166,28 @@ def test_fitted_law_predicts_with_its_constants(tmp_path, capsys):
     assert result["laws"]["fit:chinchilla"]["params_convention"] == "non_embedding"
 
 
+@pytest.mark.parametrize("convention,expected", [
+    ({"params": "total", "compute": "exact"}, "total"),
+    ({"params": "non_embedding", "compute": "6N"}, "non_embedding"),
+    ({"params": "total", "N": "all parameters, as the points file counts them"}, "total"),
+])
+def test_a_fitted_law_counts_n_as_its_fits_json_says(tmp_path, capsys, convention, expected):
+    path = write_fits(tmp_path, {**fits_payload(), "convention": convention})
+    assert plan.read_fits(path)["chinchilla"].params_convention == expected
+    entry = json.loads(run_cli(capsys, "--fit", path, "--compute", 1e20, "--json")[1])["laws"]["fit:chinchilla"]
+    assert entry["params_convention"] == expected and entry["shape"]["matched"] == expected
+
+
+@pytest.mark.parametrize("extra,says", [
+    ({"points_file": "points.csv", "convention": {"N": "parameters as the points file counts them"}},
+     "without saying what its N counts; re-run analyze --points with --params"),
+    ({"convention": {"params": "embedding"}}, "convention.params 'embedding' is not one of non_embedding, total"),
+])
+def test_a_fit_whose_n_convention_is_unknown_is_refused(tmp_path, extra, says):
+    with pytest.raises(plan.PlanError, match=says):
+        plan.read_fits(write_fits(tmp_path, {**fits_payload(), **extra}))
+
+
 def test_compute_plan_intervals_are_percentiles_over_the_samples(tmp_path, capsys):
     samples = drawn_samples()
     C = 1e20
