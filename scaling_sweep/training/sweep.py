@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +40,38 @@ class PrepareDataOnce(Callback):
         except UserError as err:
             print_error("train", err)
             sys.exit(USER_ERROR_EXIT)
+
+
+# The file where a sweep's jobs note the runs a user error skipped. It lies in the sweep folder, which
+# every job reaches: jobs run in launcher workers (joblib, Ray) or on other nodes (SLURM), which inherit
+# the sweep's environment but share neither its memory nor its /tmp.
+SKIPPED_ENV = "SCALING_SWEEP_SKIPPED_RUNS"
+
+
+class NoteSkippedRuns(Callback):
+    """Name the sweep's skipped-runs file in the environment before any job starts (train.main reads it)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        os.environ[SKIPPED_ENV] = str(sweep_dir / f".skipped-runs-{os.getpid()}-{time.time_ns()}.txt")
+
+
+def note_skipped(run_dir: str) -> None:
+    if SKIPPED_ENV in os.environ:
+        with open(os.environ[SKIPPED_ENV], "a") as notes:  # one short line per write: appends do not interleave
+            notes.write(run_dir + "\n")
+
+
+def take_skipped() -> list[str]:
+    """The runs this process's sweep skipped (none outside a sweep); removes their file."""
+    name = os.environ.pop(SKIPPED_ENV, None)
+    notes = Path(name) if name else None
+    if notes is None or not notes.exists():
+        return []
+    skipped = notes.read_text().splitlines()
+    notes.unlink()
+    return skipped
 
 
 def sweep_names(user_dir: Path | None = None) -> list[str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import hydra
@@ -26,11 +25,9 @@ from scaling_sweep.data.tokenizer import check_tokenizer_name
 from scaling_sweep.data.tokens import check_data_config
 from scaling_sweep.training import distributed, hardware
 from scaling_sweep.training.loop import train
+from scaling_sweep.training.sweep import SKIPPED_ENV, note_skipped, take_skipped
 
 PROG = "train"
-# The file where a sweep's jobs note the runs a user error skipped: jobs may run in a launcher's worker
-# processes (joblib, Ray), which inherit the sweep's environment but not its memory.
-SKIPPED_ENV = "SCALING_SWEEP_SKIPPED_RUNS"
 
 
 def validate_run(cfg: RunConfig) -> None:
@@ -82,23 +79,14 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     return final.final_val_loss
 
 
-def note_skipped(run_dir: str) -> None:
-    if SKIPPED_ENV in os.environ:
-        with open(os.environ[SKIPPED_ENV], "a") as notes:  # one short line per write: appends do not interleave
-            notes.write(run_dir + "\n")
-
-
 def main() -> None:
     """The Hydra entry: the schema is registered before Hydra composes the config from sys.argv."""
     register_resolvers()
-    descriptor, notes = tempfile.mkstemp(prefix="scaling-sweep-skipped-", suffix=".txt")
-    os.close(descriptor)
-    os.environ[SKIPPED_ENV] = notes
+    os.environ.pop(SKIPPED_ENV, None)  # a file a parent sweep named is not this launch's
     try:
         _hydra_main()
-        skipped = Path(notes).read_text().splitlines()
     finally:
-        os.unlink(notes)
+        skipped = take_skipped()
     if skipped:
         print(f"{PROG}: {len(skipped)} run(s) of the sweep skipped: {', '.join(skipped)}", file=sys.stderr)
         sys.exit(USER_ERROR_EXIT)

@@ -18,7 +18,7 @@ from scaling_sweep.core.accounting import param_counts
 from scaling_sweep.core.config import config_dir
 from scaling_sweep.core.runfiles import read_metrics, read_summary, run_lock
 from scaling_sweep.core.system import cores_given
-from scaling_sweep.training.sweep import grid, sweep_names
+from scaling_sweep.training.sweep import SKIPPED_ENV, NoteSkippedRuns, grid, note_skipped, sweep_names, take_skipped
 from scaling_sweep.training.train import register_resolvers
 
 MODELS = ["demo/L2_d24", "demo/L2_d32", "demo/L2_d48"]
@@ -114,6 +114,18 @@ def test_a_run_another_process_trains_is_skipped_and_the_sweep_goes_on(corpus_fi
     assert "train: 1 run(s) of the sweep skipped: " in out and "Traceback" not in out
     assert [read_summary(d).status for d in run_dirs(tmp_path) if d != held] == ["completed", "completed"]
     assert not (held / "metrics.jsonl").exists()
+
+
+def test_skipped_runs_are_noted_in_the_sweep_folder_that_every_job_reaches(tmp_path, monkeypatch):
+    monkeypatch.delenv(SKIPPED_ENV, raising=False)
+    sweep_dir = tmp_path / "runs" / "demo"
+    NoteSkippedRuns().on_multirun_start(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_dir)}}}))
+    notes = os.environ[SKIPPED_ENV]
+    assert os.path.dirname(notes) == str(sweep_dir)  # not the launching node's /tmp (SLURM jobs run elsewhere)
+    for run in ("L2_d24_h2", "L2_d48_h3"):
+        note_skipped(str(sweep_dir / run))
+    assert take_skipped() == [str(sweep_dir / "L2_d24_h2"), str(sweep_dir / "L2_d48_h3")]
+    assert not os.path.exists(notes) and SKIPPED_ENV not in os.environ and take_skipped() == []
 
 
 def importable(*modules: str) -> bool:
