@@ -105,12 +105,26 @@ def bootstrap_ci(samples: dict[str, np.ndarray], estimates: dict[str, float], n:
     z = student_t.ppf(0.5 + CI_LEVEL / 2, n - n_params)
     ci = {}
     for name, values in samples.items():
-        values = values[np.isfinite(values)]
+        values = values[~np.isnan(values)]  # NaN: a resample whose fit failed
         below = np.clip(np.mean(values < estimates[name]), 0.5 / len(values), 1 - 0.5 / len(values))
         z0 = norm.ppf(below)  # median bias of the bootstrap distribution
-        lo, hi = np.percentile(values, 100 * norm.cdf(2 * z0 + np.array([-z, z])))
+        lo, hi = percentiles(values, norm.cdf(2 * z0 + np.array([-z, z])))
         ci[name] = (float(lo), float(hi))
     return ci
+
+
+def percentiles(values: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """np.percentile's linear interpolation between order statistics at fractions q, except that
+    an infinite order statistic (a constant past float range, e.g. x_c = exp(-a/b) of a resample
+    whose slope is near 0) is the answer wherever it has weight: the interval then says inf, where
+    dropping such resamples would narrow it and np.percentile would return NaN."""
+    ordered = np.sort(values)
+    position = np.asarray(q) * (len(ordered) - 1)
+    below, above = ordered[np.floor(position).astype(int)], ordered[np.ceil(position).astype(int)]
+    t = position - np.floor(position)
+    with np.errstate(invalid="ignore"):
+        between = below + (above - below) * t
+    return np.where(np.isinf(below) & (t < 1), below, np.where(np.isinf(above) & (t > 0), above, between))
 
 
 def residual_resamples(fitted, observed, n_params, n_boot, seed) -> np.ndarray:
@@ -174,8 +188,10 @@ def fit_power_law(x, loss, var="N", floor=False, n_boot=N_BOOT, seed=0, groups=N
     # log L = alpha·log x_c - alpha·log x
     (a, b), (a_boot, b_boot) = _fit_line(np.log(x), np.log(loss), n_boot, seed, groups)
     names = (f"{var}_c", f"alpha_{var}")
-    return _line_fit(law, {names[0]: np.exp(-a / b), names[1]: -b},
-                     {names[0]: np.exp(-a_boot / b_boot), names[1]: -b_boot}, len(x), groups)
+    with np.errstate(over="ignore"):  # a resample's slope near 0 puts its x_c past float range: inf
+        x_c_boot = np.exp(-a_boot / b_boot)
+    return _line_fit(law, {names[0]: np.exp(-a / b), names[1]: -b}, {names[0]: x_c_boot, names[1]: -b_boot},
+                     len(x), groups)
 
 
 def fit_allocation(C, values, name="N_opt", n_boot=N_BOOT, seed=0, groups=None, weights=None) -> Fit:

@@ -126,6 +126,17 @@ def test_line_fit_is_exact_without_noise():
     assert result.params["exponent"] == pytest.approx(0.5)
 
 
+def test_percentiles_interpolate_as_numpy_and_reach_an_infinite_tail():
+    values = np.random.default_rng(0).lognormal(size=999)
+    q = np.array([0.0, 0.013, 0.5, 0.975, 1.0])
+    assert np.allclose(fit.percentiles(values, q), np.percentile(values, 100 * q))
+    tail = np.concatenate([values, [np.inf] * 40])  # 4% of the resamples past float range
+    lo, hi = fit.percentiles(tail, np.array([0.025, 0.975]))
+    assert np.isfinite(lo) and hi == np.inf
+    ci = fit.bootstrap_ci({"x_c": tail}, {"x_c": 1.0}, n=20, n_params=2)["x_c"]
+    assert ci[1] == np.inf and 0 < ci[0] < 1  # dropping the infinite resamples would have made it finite
+
+
 def test_too_few_points_is_a_clear_error():
     with pytest.raises(fit.FitError, match="2 points, need at least 3"):
         fit.fit_power_law([1e6, 1e7], [3.0, 2.8])
