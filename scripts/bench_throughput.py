@@ -29,6 +29,7 @@ loop spends waiting for it is reported as a share of step time
 torch.compile's compilation, are never timed.
 
     python scripts/bench_throughput.py                      # the earlier demo's CPU shapes (L2 d32 to L6 d256)
+    python scripts/bench_throughput.py --preset demo        # +sweep=demo's seven shapes, n_ctx 32, batch 64, vocab 257
     python scripts/bench_throughput.py --preset gpu         # GPT-2 small and medium sized, ctx 1024
     python scripts/bench_throughput.py --shapes 4,128,4 6,256,8 --json bench.json
 
@@ -52,25 +53,40 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scaling_sweep.core import accounting  # noqa: E402
-from scaling_sweep.core.config import ModelConfig, OptimConfig  # noqa: E402
+from scaling_sweep.core.config import ModelConfig, OptimConfig, config_dir  # noqa: E402
 from scaling_sweep.core.errors import entry_point  # noqa: E402
 from scaling_sweep.data.sampler import BatchSampler  # noqa: E402
+from scaling_sweep.data.tokenizer import ByteTokenizer  # noqa: E402
 from scaling_sweep.training import hardware, mfu  # noqa: E402
 from scaling_sweep.training.optim import decay_groups  # noqa: E402
 from scaling_sweep.training.step import autocast, build_training_step, to_device  # noqa: E402
 
 # The earlier demo's shapes (byte vocabulary, n_ctx 256, batch 32), which docs/performance.md's CPU
-# tables use; the current demo's (n_ctx 32, batch 64) go through --shapes ... --ctx 32 --batch 64.
+# tables use; the current demo's are the demo preset's.
 CPU_SHAPES = ["2,32,2", "2,64,2", "3,96,3", "4,128,4", "4,192,6", "6,256,8"]
 # GPT-2 small and medium sized, GPT-2's vocabulary and context.
 GPU_SHAPES = ["12,768,12,1024,50257", "24,1024,16,1024,50257"]
 PEER_ACTIVATION = {"gelu": "gelu", "gelu_tanh": "gelu_new"}  # ours -> GPT2Config.activation_function
+
+
+def demo_preset() -> dict:
+    """+sweep=demo's shapes and batch, read from its configs so that the preset follows the demo, and its
+    byte tokenizer's vocabulary."""
+    models = [OmegaConf.load(p).model for p in (config_dir() / "model" / "demo").glob("*.yaml")]
+    shapes = [f"{m.n_layer},{m.d_model},{m.n_head},{m.n_ctx}" for m in sorted(models, key=lambda m: m.d_model)]
+    batch = OmegaConf.load(config_dir() / "sweep" / "demo.yaml").train.batch_size
+    return {"shapes": shapes, "batch": batch, "micro_batch": None, "ctx": models[0].n_ctx,
+            "vocab": ByteTokenizer.vocab_size}
+
+
 PRESETS = {
     "cpu": {"shapes": CPU_SHAPES, "batch": 32, "micro_batch": None, "ctx": 256, "vocab": 256},
+    "demo": demo_preset(),
     # Micro-batches of 8 x 1024 tokens keep the fp32 eager peer (and three models with AdamW
     # state) within an 80 GB GPU.
     "gpu": {"shapes": GPU_SHAPES, "batch": 32, "micro_batch": 8, "ctx": 1024, "vocab": 50257},

@@ -52,3 +52,20 @@ def test_bench_without_transformers_times_ours_only(tmp_path):
     proc, row = run_bench(tmp_path / "bench.json", env)
     assert "transformers is not installed" in proc.stderr
     assert row["peer_tokens_per_s"] is None and row["ratio"] is None and row["ratio_same_dtype"] is None
+
+
+def test_the_demo_preset_is_the_demo_sweeps_grid():
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import bench_throughput
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    from scaling_sweep.data.tokenizer import vocab_size
+    from scaling_sweep.training.sweep import grid
+
+    runs = grid("demo")
+    preset = bench_throughput.PRESETS["demo"]
+    expected = {f"{r.model.n_layer},{r.model.d_model},{r.model.n_head},{r.model.n_ctx}" for r in runs}
+    assert set(preset["shapes"]) == expected and len(preset["shapes"]) == len(runs)
+    assert {preset["batch"]} == {r.train.batch_size for r in runs} and {preset["ctx"]} == {r.model.n_ctx for r in runs}
+    assert {preset["vocab"]} == {vocab_size(r.tokenizer) for r in runs}
