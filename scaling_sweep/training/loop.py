@@ -7,6 +7,7 @@ import contextlib
 import copy
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -307,9 +308,10 @@ def run_loop(run: TrainingRun, state: LoopState, log: RunLog | None) -> tuple[st
     return ("completed" if reason in PLANNED_ENDS else "stopped"), reason
 
 
-def train(cfg: RunConfig, run_dir: Path) -> RunSummary:
+def train(cfg: RunConfig, run_dir: Path, record_launch: Callable[[], None] | None = None) -> RunSummary:
     """Train (or resume, or skip) the run in run_dir; returns its summary. The run folder is locked
-    while this process trains it: runfiles.RunLockedError at once when another process does."""
+    while this process trains it: runfiles.RunLockedError at once when another process does.
+    record_launch (the main process's) runs once this launch holds the run and will train it."""
     run_dir.mkdir(parents=True, exist_ok=True)
     with runfiles.run_lock(run_dir) if distributed.is_main_process() else contextlib.nullcontext():
         try:
@@ -322,6 +324,8 @@ def train(cfg: RunConfig, run_dir: Path) -> RunSummary:
         dist = distributed.setup(cfg.device)
         try:
             saved = read_checkpoint(run_dir, cfg, dist.device, set_aside=dist.is_main)
+            if record_launch is not None and dist.is_main:
+                record_launch()
             return train_session(build_run(cfg, run_dir, dist), saved)
         finally:
             distributed.teardown(dist)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from functools import partial
 from pathlib import Path
 
 import hydra
@@ -28,6 +29,7 @@ from scaling_sweep.training.loop import train
 from scaling_sweep.training.sweep import SKIPPED_ENV, note_skipped, take_skipped
 
 PROG = "train"
+HYDRA_RECORD = ".hydra"  # the run folder's record of its launch config (DESIGN.md, the per-run files)
 
 
 def validate_run(cfg: RunConfig) -> None:
@@ -65,7 +67,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     try:
         run_cfg = run_config(cfg)
         validate_run(run_cfg)
-        final = train(run_cfg, Path(HydraConfig.get().runtime.output_dir))
+        final = train(run_cfg, Path(HydraConfig.get().runtime.output_dir), partial(write_hydra_record, cfg))
     except UserError as err:
         print_error(PROG, err)
         if HydraConfig.get().mode == RunMode.MULTIRUN:  # sys.exit here would end the whole sweep
@@ -77,6 +79,18 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     if distributed.is_main_process():
         print(report(final))
     return final.final_val_loss
+
+
+def write_hydra_record(cfg: DictConfig) -> None:
+    """What Hydra writes to a run's .hydra/ (the job's config, here resolved; Hydra's; the overrides), written
+    once this launch holds the run: configs/config.yaml sets hydra.output_subdir to null, so that a second
+    launch, which the run lock turns away, does not overwrite the running run's record with its own config."""
+    hydra_cfg = HydraConfig.get()
+    record = Path(hydra_cfg.runtime.output_dir) / HYDRA_RECORD
+    record.mkdir(exist_ok=True)
+    (record / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (record / "hydra.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra_cfg})))
+    (record / "overrides.yaml").write_text(OmegaConf.to_yaml(hydra_cfg.overrides.task))
 
 
 def main() -> None:

@@ -295,14 +295,18 @@ def test_a_second_launch_of_a_training_run_exits_at_once(long_run, tmp_path):
     first = Launch(args(run_dir), run_dir)
     first.wait_for(lambda: first.step() >= 20)
     first.proc.send_signal(signal.SIGSTOP)  # it holds the run folder however long the second takes to start
+    record = {f.name: f.read_text() for f in (run_dir / ".hydra").iterdir()}
     try:
-        second = run_cli(args(run_dir))
+        second = run_cli([*args(run_dir), "train.log_every=7"])  # another config: refused, and not recorded
         assert second.wait(timeout=120) == 2
     finally:
         first.proc.send_signal(signal.SIGCONT)
     stderr = second.stderr.read().strip()
     assert stderr == (f"train: error: {run_dir} is being trained by pid {first.proc.pid} on {os.uname().nodename} "
                       f"(lock {run_dir / LOCK_FILE}); not training it a second time")
+    assert {f.name: f.read_text() for f in (run_dir / ".hydra").iterdir()} == record
+    assert set(record) == {"config.yaml", "hydra.yaml", "overrides.yaml"}
+    assert "log_every: 7" not in record["config.yaml"]
     assert first.proc.wait(timeout=600) == 0, first.proc.stderr.read()
     assert trained(read_metrics(run_dir)[0]) == trained(reference)
 
