@@ -58,7 +58,7 @@ class NoteSkippedRuns(Callback):
 
 
 def note_skipped(run_dir: str) -> None:
-    if SKIPPED_ENV in os.environ:
+    if os.environ.get(SKIPPED_ENV):  # empty: a Ray job of a launch that named no file
         with open(os.environ[SKIPPED_ENV], "a") as notes:  # one short line per write: appends do not interleave
             notes.write(run_dir + "\n")
 

@@ -163,6 +163,16 @@ def test_ray_jobs_ask_for_a_gpu_when_their_device_is_one(device, gpus):
     assert remote == {"num_cpus": 1, "num_gpus": gpus, "max_calls": 1}
 
 
+@needs_ray
+def test_ray_jobs_on_other_nodes_are_given_the_sweeps_skipped_runs_file(monkeypatch, tmp_path):
+    register_resolvers()
+    with initialize_config_dir(str(config_dir()), version_base=None):
+        cfg = compose("config", ["+sweep=demo", "+launcher=ray"], return_hydra_config=True)
+    monkeypatch.setenv(SKIPPED_ENV, str(tmp_path / ".skipped-runs.txt"))  # as NoteSkippedRuns names it, before launch
+    init = OmegaConf.to_container(cfg.hydra.launcher.ray.init, resolve=True)  # as the launcher passes it to ray.init
+    assert init["runtime_env"] == {"env_vars": {SKIPPED_ENV: str(tmp_path / ".skipped-runs.txt")}}
+
+
 @pytest.mark.slow
 @needs_ray
 def test_a_sweep_through_ray_runs_two_jobs_at_a_time_each_on_the_core_it_was_given(corpus_file, tmp_path):
