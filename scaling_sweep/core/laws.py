@@ -244,3 +244,13 @@ def loss_ns_optimal(C_min, N_c, S_c, alpha_N, alpha_S, B_star, alpha_B):
         N_opt[i] = np.exp(minimize_scalar(loss_at, bounds=(0.0, hi), method="bounded",
                                           options={"xatol": 1e-6}).x)
     return N_opt, tokens_for_budget(C_min, N_opt)
+
+
+# Hyperparameter laws (analysis.hparams): the optimal peak learning rate and batch size, power laws whose
+# constants are named as analysis.hparams.HPARAM_LAWS names them. B in tokens per optimizer step.
+# Li et al. 2025 ("Predictable Scale: Part I, Step Law", arXiv 2503.04715): eta(N, D) = 1.79 N^-0.713 D^0.307
+# and B(D) = 0.58 D^0.571, N non-embedding parameters, D training tokens.
+STEPLAW = {"eta_ND": {"a": 1.79, "alpha": -0.713, "beta": 0.307}, "B_D": {"b": 0.58, "gamma": 0.571}}
+# DeepSeek-AI 2024 (DeepSeek LLM, arXiv 2401.02954) sec. 3.1: eta_opt = 0.3118 C^-0.1250 and
+# B_opt = 0.2920 C^0.3271, with C = M·D FLOPs, M the non-embedding FLOPs per token (attention included).
+DEEPSEEK_HPARAMS = {"eta_C": {"a": 0.3118, "alpha": -0.1250}, "B_C": {"b": 0.2920, "beta": 0.3271}}
