@@ -3,6 +3,7 @@
     python -m scaling_sweep.analyze runs/<sweep>            # -> runs/<sweep>/analysis/
     python -m scaling_sweep.analyze --points table.csv      # columns N, loss, and D or C
     python -m scaling_sweep.analyze --points table.csv --json
+    python -m scaling_sweep.analyze --hparams runs.csv [--predict targets.csv]   # optimal LR and batch laws
 
 Conventions: loss in nats/token of the runs' tokenizer; D = training tokens; N and C in the
 headline convention (--params non_embedding|total, --compute 6N|exact; default non-embedding N
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scaling_sweep.analysis import conventions, fit, points, report
+from scaling_sweep.analysis import conventions, fit, hparams, points, report
 from scaling_sweep.analysis.conventions import HEADLINE, Convention
 from scaling_sweep.analysis.fit import Fit, FitError
 from scaling_sweep.analysis.runs import Run, SweepError, check_one_setting, read_sweep
@@ -468,7 +469,19 @@ def main(argv=None) -> int:
                              "With --points: what the file's N counts (the planner needs it to plan from the fit)")
     parser.add_argument("--compute", choices=conventions.COMPUTE, default=HEADLINE.compute,
                         help="compute convention of the headline fits: 6N (C = 6·N·tokens) or exact (every matmul)")
+    parser.add_argument("--hparams", metavar="FILE",
+                        help="CSV of runs (columns N, D, lr, batch, loss, optionally loss_smoothed): the optimal "
+                             "LR and batch per (N, D) and their power laws (analysis/hparams.py)")
+    parser.add_argument("--predict", metavar="TARGETS",
+                        help="with --hparams: CSV of columns N, D; each row's optimal LR and batch with 95%% intervals")
     args = parser.parse_args(argv)
+    if args.hparams:
+        if args.sweep_dir or args.points:
+            parser.error("--hparams takes no sweep folder or --points")
+        print(hparams.run(args.hparams, args.predict, args.json, args.out))
+        return 0
+    if args.predict:
+        parser.error("--predict needs --hparams")
     if bool(args.sweep_dir) == bool(args.points):
         parser.error("give a sweep folder or --points CSV (one of them)")
     start = time.perf_counter()

@@ -35,6 +35,7 @@ size predict its optimal LR (as a factor) and the loss at the predicted (LR, bat
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -50,6 +51,7 @@ NEAR_OPTIMAL = 0.0025  # DeepSeek LLM sec. 3.1: within 0.25% of the best loss
 SURFACE_WINDOW = 0.05  # relative loss excess at which a run's weight in the surface fit falls by e
 MIN_VALUES = 3  # distinct values an axis needs for a quadratic in it
 CUBIC_FROM = 5  # learning rates a cell needs for a cubic term in log lr
+TAME = 3.0  # robust standard deviations a cell's bootstrap replicate may lie from its optimum (Cell.tamed_samples)
 GRID_POINTS = 61  # batch sizes over the grid's range at which the surface's minimum in log lr is found
 COMPUTE_CONVENTION = ("C = 6·N·D FLOPs with N as the grid counts it (DeepSeek LLM counts C = M·D, M the "
                       "non-embedding FLOPs per token with attention; 6N leaves out 6·n_layer·n_ctx·d_model)")
@@ -257,6 +259,14 @@ class Cell:
     def log_variance(self, target: str) -> float:
         return _spread(self.samples[target])
 
+    def tamed_samples(self, target: str) -> np.ndarray:
+        """The log optimum's bootstrap replicates, each held within TAME robust standard deviations of the
+        optimum: a resample that lacks the grid's lowest or highest LR can throw its surface's minimum to
+        the far edge, a tail that belongs to the resampling of a fixed grid, not to the optimum."""
+        reach = TAME * np.sqrt(self.log_variance(target))
+        centre = np.log(getattr(self, target))
+        return np.clip(self.samples[target], centre - reach, centre + reach)
+
     def usable(self, target: str) -> bool:
         return np.isfinite(getattr(self, target)) and not self.on_edge[target]
 
@@ -351,7 +361,7 @@ def _law_on_cells(key: str, cells: list[Cell], n_boot: int):
     N, D = np.array([c.N for c in used]), np.array([c.D for c in used])
     values = np.array([getattr(c, target) for c in used])
     variance = np.array([c.log_variance(target) for c in used])
-    samples = np.array([c.samples[target] for c in used]).T if used and n_boot else None
+    samples = np.array([c.tamed_samples(target) for c in used]).T if used and n_boot else None
     return N, D, values, variance, samples
 
 
@@ -375,6 +385,10 @@ class HparamAnalysis:
     skipped: dict[str, str] = field(default_factory=dict)
     prediction: dict = field(default_factory=dict)
     predictions: list[dict] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return Path(self.source).stem
 
     def to_json(self) -> dict:
         return {
@@ -525,3 +539,105 @@ def optimal_hparams(fits: dict, N: float, D: float) -> tuple[float, float, str]:
     source = (f"{chosen['lr'][1]} and {chosen['batch'][1]} fitted to {entry['source']} "
               f"(batch in {entry['batch_unit']})")
     return chosen["lr"][0], chosen["batch"][0], source
+
+
+# ---------------------------------------------------------------- outputs
+
+
+def _interval(lo, hi) -> str:
+    return f"[{lo:.4g}, {hi:.4g}]"
+
+
+def markdown(result: HparamAnalysis) -> str:
+    """The report's section: each cell's optimum, the laws beside the published ones, the checks."""
+    lines = [f"## Hyperparameter laws ({result.source})", "",
+             f"Loss column: `{result.loss_column}` (nats/token). LR: the peak LR as the grid gives it; batch: "
+             f"{result.batch_unit}; {COMPUTE_CONVENTION}. Near-optimal: runs within {NEAR_OPTIMAL:.2%} of the "
+             "cell's best loss (DeepSeek LLM sec. 3.1). 95% intervals.", "",
+             "| N | D | runs | lr* | 95% CI | batch* | 95% CI | on grid's edge | near-optimal runs (lr range) "
+             "| Kaplan eq. D.1 LR (x lr*) |", "| --- " * 10 + "|"]
+    for c in result.to_json()["cells"]:
+        edge = ", ".join(k for k, v in c["on_edge"].items() if v) or "no"
+        near = c["near_optimal"]
+        lines.append(f"| {c['N']:.4g} | {c['D']:.4g} | {c['runs']} | {c['lr']:.4g} | "
+                     f"{_interval(*c['lr_ci']) if c['lr_ci'] else '-'} | {c['batch']:.4g} | "
+                     f"{_interval(*c['batch_ci']) if c['batch_ci'] else '-'} | {edge} | {near['runs']} "
+                     f"({near['lr_range'][0]:.3g}-{near['lr_range'][1]:.3g}) | {c['kaplan_lr']:.3g} "
+                     f"({c['kaplan_lr'] / c['lr']:.2f}) |")
+    lines += [f"- skipped cell: {why}" for why in result.skipped_cells]
+    lines += ["", "| law | form | constant | fitted | 95% CI | published | held-out mean abs. rel. error |",
+              "| --- " * 7 + "|"]
+    for key, f in result.fits.items():
+        law = HPARAM_LAWS[key]
+        held = f.extra["held_out"].get("mean_abs_rel_error", np.nan)
+        for name, value in f.params.items():
+            lo, hi = f.ci.get(name, (np.nan, np.nan))
+            lines.append(f"| {key} | {law.form} ({law.reference}) | {name} | {value:.4g} | {_interval(lo, hi)} | "
+                         f"{law.published[name]:.4g} | {held:.1%} |")
+    lines += [f"- {key}: not fitted: {why}" for key, why in result.skipped.items()]
+    check = result.prediction
+    if "cells" in check:
+        lines += ["", f"Prediction check: {check['lr_law']} and {check['batch_law']} fitted without N = "
+                      f"{check['held_out_size']:.4g} predict its optimal LR within a factor "
+                      f"{check['max_lr_factor']:.3f} (target 1.5) and, on its surface, a loss at most "
+                      f"{check['max_loss_gap']:+.3%} from its best run (target 0.5%)."]
+    else:
+        lines += ["", f"Prediction check: skipped: {check['skipped']}"]
+    return "\n".join(lines) + "\n"
+
+
+def text_table(result: HparamAnalysis) -> str:
+    """What analyze --hparams prints: the laws' constants with intervals, the checks, and the predictions."""
+    lines = [f"{len(result.cells)} cells of {len(result.table['N'])} runs ({result.loss_column})"]
+    lines += [f"skipped cell: {why}" for why in result.skipped_cells]
+    for key, f in result.fits.items():
+        lines.append(f"{key}: {HPARAM_LAWS[key].form}  ({HPARAM_LAWS[key].reference}; {f.n_points} cells)")
+        for name, value in f.params.items():
+            lo, hi = f.ci.get(name, (np.nan, np.nan))
+            lines.append(f"    {name:<6} = {value:<10.4g} 95% CI {_interval(lo, hi)}  "
+                         f"(published {HPARAM_LAWS[key].published[name]:.4g})")
+    lines += [f"{key}: not fitted: {why}" for key, why in result.skipped.items()]
+    check = result.prediction
+    lines.append(f"prediction check: LR within x{check['max_lr_factor']:.3f}, loss gap {check['max_loss_gap']:+.3%}"
+                 if "cells" in check else f"prediction check: skipped: {check['skipped']}")
+    if result.predictions:
+        lines.append(predictions_csv(result.predictions).rstrip())
+    return "\n".join(lines)
+
+
+PREDICTION_COLUMNS = ("N", "D", "lr", "lr_lo", "lr_hi", "lr_law", "batch", "batch_lo", "batch_hi", "batch_law")
+
+
+def predictions_csv(rows: list[dict]) -> str:
+    out = [",".join(PREDICTION_COLUMNS)]
+    for row in rows:
+        out.append(",".join(f"{row[k]:.6g}" if isinstance(row.get(k), float) else str(row.get(k, ""))
+                            for k in PREDICTION_COLUMNS))
+    return "\n".join(out) + "\n"
+
+
+def fits_entry(result: HparamAnalysis) -> dict:
+    """fits.json with the grid's laws under "hparams" (what optimal_hparams reads)."""
+    return {"schema_version": laws.FITS_SCHEMA_VERSION, "hparams": result.to_json()}
+
+
+def run(grid_path, targets_path=None, as_json=False, out=None, n_boot=fit.N_BOOT) -> str:
+    """analyze --hparams: the analysis of a grid file, its predictions for a targets file, the outputs
+    written to `out` (fits.json, report.md, predictions.csv, figures/) when given; returns what to print."""
+    result = analyze_grid(read_grid(grid_path), str(grid_path), n_boot)
+    if targets_path:
+        targets = read_targets(targets_path)
+        result.predictions = predict(result, targets["N"], targets["D"])
+    entry = fits_entry(result)
+    if out:
+        from scaling_sweep.analysis import hparams_figures  # matplotlib loads only here
+
+        out = Path(out)
+        (out / "figures").mkdir(parents=True, exist_ok=True)
+        (out / "fits.json").write_text(json.dumps(entry, indent=2, default=float))
+        drawn = hparams_figures.draw_all(result, out / "figures")
+        figures = "".join(f"\n![{stem}](figures/{stem}.png)\n" for stem in drawn)
+        (out / "report.md").write_text(markdown(result) + figures)
+        if result.predictions:
+            (out / "predictions.csv").write_text(predictions_csv(result.predictions))
+    return json.dumps(entry, indent=2, default=float) if as_json else text_table(result)
