@@ -624,9 +624,9 @@ def fits_entry(result: HparamAnalysis) -> dict:
 def run(grid_path, targets_path=None, as_json=False, out=None, n_boot=fit.N_BOOT) -> str:
     """analyze --hparams: the analysis of a grid file, its predictions for a targets file, the outputs
     written to `out` (fits.json, report.md, predictions.csv, figures/) when given; returns what to print."""
-    result = analyze_grid(read_grid(grid_path), str(grid_path), n_boot)
-    if targets_path:
-        targets = read_targets(targets_path)
+    table, targets = read_grid(grid_path), read_targets(targets_path) if targets_path else None
+    result = analyze_grid(table, str(grid_path), n_boot)
+    if targets is not None:
         result.predictions = predict(result, targets["N"], targets["D"])
     entry = fits_entry(result)
     if out:
