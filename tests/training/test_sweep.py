@@ -9,6 +9,7 @@ import tempfile
 import time
 from collections import Counter
 
+import numpy as np
 import pytest
 from conftest import REPO
 from hydra import compose, initialize_config_dir
@@ -199,9 +200,10 @@ def test_a_sweep_through_ray_runs_two_jobs_at_a_time_each_on_the_core_it_was_giv
 
 
 CPU_SWEEPS = ("demo", "cpu_ladder")
+HPARAM_SWEEPS = ("hparams", "hparams_cpu")  # grids of LR x batch at a few sizes, held to their own test
 
 
-@pytest.mark.parametrize("name", [n for n in sweep_names() if n not in CPU_SWEEPS])
+@pytest.mark.parametrize("name", [n for n in sweep_names() if n not in CPU_SWEEPS + HPARAM_SWEEPS])
 def test_gpu_sweeps_span_the_papers_range(name):
     runs = grid(name)
     counts = [param_counts(r.model, 50257).non_embedding for r in runs]
@@ -223,6 +225,24 @@ def test_cpu_sweeps_are_cpu_sized_isoflop_designs(name):
     sizes_per_budget = Counter(c for r in runs for c in [r.train.compute_budget, *r.optim.cooldown_budgets])
     # approach 2's interval needs more than 3 budgets: with 3 optima its t quantile has one degree of freedom
     assert len(sizes_per_budget) >= 5 and min(sizes_per_budget.values()) >= 4
+
+
+@pytest.mark.slow  # composes 156 runs: 15-70 s, by load
+@pytest.mark.parametrize("name", HPARAM_SWEEPS)
+def test_hparam_sweeps_cross_5_lrs_with_3_batches_at_each_size_every_run_to_its_sizes_tokens(name):
+    """Issue 25's grids: at each size at least 5 log-spaced peak LRs x 3 batch sizes, one compute budget per
+    size (the same tokens for every run of it) and a cooldown branch: two token budgets per size."""
+    by_size, runs = {}, grid(name)
+    for r in runs:
+        by_size.setdefault(r.model.d_model, []).append(r)
+    assert len(by_size) >= 4
+    for size in by_size.values():
+        lrs, batches = sorted({r.optim.lr for r in size}), {r.train.batch_size for r in size}
+        assert len(lrs) >= 5 and len(batches) >= 3 and len(size) == len(lrs) * len(batches)
+        assert len(set(np.diff(np.log(lrs)).round(6))) == 1  # log-spaced
+        assert len({r.train.compute_budget for r in size}) == 1 and {r.optim.schedule for r in size} == {"wsd"}
+        assert {len(r.optim.cooldown_budgets) for r in size} == {1}
+    assert len({r.run_name for r in runs}) == len(runs), "two grid points share a run folder"
 
 
 def listed_device_hours(capsys, *args) -> list[float]:
