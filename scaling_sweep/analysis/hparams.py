@@ -153,9 +153,16 @@ def _number(path, row: int, column: str, text: str) -> float:
     return value
 
 
-def read_grid(path) -> dict[str, np.ndarray]:
-    """A grid of runs: N, D, lr, batch, loss and, where the file has it, loss_smoothed."""
-    return _read_columns(path, ("N", "D", "lr", "batch", "loss"), ("loss_smoothed",))
+def read_grid(path) -> tuple[dict[str, np.ndarray], str]:
+    """A grid of runs: N, D, lr, batch, loss and, where the file has it, loss_smoothed; and the batch's unit.
+    A column batch_tokens instead of batch says the batch is in tokens (the published laws' unit)."""
+    table = _read_columns(path, ("N", "D", "lr", "loss"), ("batch", "batch_tokens", "loss_smoothed"))
+    if "batch" in table:
+        return table, "the grid's own unit (a column batch_tokens would say tokens)"
+    if "batch_tokens" not in table:
+        raise HparamsError(f"{path}: needs a column batch (or batch_tokens: batch in tokens)")
+    table["batch"] = table.pop("batch_tokens")
+    return table, "tokens"
 
 
 def read_targets(path) -> dict[str, np.ndarray]:
@@ -624,8 +631,8 @@ def fits_entry(result: HparamAnalysis) -> dict:
 def run(grid_path, targets_path=None, as_json=False, out=None, n_boot=fit.N_BOOT) -> str:
     """analyze --hparams: the analysis of a grid file, its predictions for a targets file, the outputs
     written to `out` (fits.json, report.md, predictions.csv, figures/) when given; returns what to print."""
-    table, targets = read_grid(grid_path), read_targets(targets_path) if targets_path else None
-    result = analyze_grid(table, str(grid_path), n_boot)
+    (table, batch_unit), targets = read_grid(grid_path), read_targets(targets_path) if targets_path else None
+    result = analyze_grid(table, str(grid_path), n_boot, batch_unit=batch_unit)
     if targets is not None:
         result.predictions = predict(result, targets["N"], targets["D"])
     entry = fits_entry(result)

@@ -76,9 +76,9 @@ def optima(result: HparamAnalysis, out_dir: Path) -> str:
     for i, r in enumerate(ratios):
         color = colors(i / max(1, len(ratios)))
         if "eta_ND" in result.fits:
-            _band(ax_n, result.fits["eta_ND"], N, N * np.exp(r), N, color, f"eta*(N, D), D/N = {np.exp(r):.3g}")
+            _band(ax_n, result.fits["eta_ND"], N, N * np.exp(r), N, color, f"eta*(N, D), D/N = {np.exp(r):.2g}")
         ax_n.plot(N, law_value("eta_ND", HPARAM_LAWS["eta_ND"].published, N, N * np.exp(r)), "--", color=color,
-                  lw=1, label=f"Step Law published, D/N = {np.exp(r):.3g}")
+                  lw=1, label=f"Step Law published, D/N = {np.exp(r):.2g}")
     ax_n.set(xscale="log", yscale="log", xlabel="N (as the grid counts it)", ylabel="optimal peak LR")
 
     D = np.geomspace(min(c.D for c in result.cells) / 1.5, max(c.D for c in result.cells) * 1.5, 50)

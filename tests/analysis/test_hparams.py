@@ -160,7 +160,8 @@ def test_optimal_hparams_reads_a_fits_entry(fits_json):
 
 
 @pytest.mark.parametrize("text,says", [
-    ("N,D,lr,batch\n1,2,3,4\n", "needs columns N, D, lr, batch, loss; lacks loss (found N, D, lr, batch)"),
+    ("N,D,lr,batch\n1,2,3,4\n", "needs columns N, D, lr, loss; lacks loss (found N, D, lr, batch)"),
+    ("N,D,lr,loss\n1,2,3,4\n", "needs a column batch (or batch_tokens: batch in tokens)"),
     ("N,D,lr,batch,loss\n", "no rows"),
     ("N,D,lr,batch,loss\n1e6,2e7,1e-3,32,3.1\n1e6,2e7,x,32,3.0\n", "row 3, column lr: 'x' is not a number"),
     ("N,D,lr,batch,loss\n1e6,2e7,1e-3,-32,3.1\n", "row 2, column batch: '-32' must be a positive finite number"),
@@ -188,3 +189,21 @@ def test_a_cell_with_too_few_lrs_is_skipped_by_name(tmp_path, capsys):
     keep = ~((table["N"] == sh.SIZES[0]) & (table["lr"] > np.median(table["lr"][table["N"] == sh.SIZES[0]]) * 0.9))
     a = hparams.analyze_grid({k: v[keep] for k, v in table.items()}, "few", n_boot=20)
     assert any("learning rates, need 3 or more" in why for why in a.skipped_cells)
+
+
+@pytest.mark.slow
+def test_out_writes_fits_report_predictions_and_figures(files, tmp_path):
+    """--out: fits.json (the 'hparams' entry), report.md with the section and figures, predictions.csv; a
+    batch_tokens column says the batch is in tokens, so the published batch laws are drawn beside the fit."""
+    grid = tmp_path / "grid_tokens.csv"
+    grid.write_text((files / "grid.csv").read_text().replace(",batch,", ",batch_tokens,", 1))
+    out = tmp_path / "hp"
+    assert analyze.main(["--hparams", str(grid), "--predict", str(files / "targets.csv"), "--out", str(out)]) == 0
+    entry = json.loads((out / "fits.json").read_text())["hparams"]
+    assert entry["batch_unit"] == "tokens"
+    report = (out / "report.md").read_text()
+    assert "## Hyperparameter laws" in report and "Prediction check:" in report
+    assert "![hparams_optima](figures/hparams_optima.png)" in report
+    assert (out / "predictions.csv").read_text().count("\n") == 3
+    assert all((out / "figures" / f"{stem}.png").stat().st_size > 10_000 for stem in
+               ("hparams_loss_vs_lr", "hparams_optima"))
