@@ -555,6 +555,13 @@ def _interval(lo, hi) -> str:
     return f"[{lo:.4g}, {hi:.4g}]"
 
 
+def _constants(result: HparamAnalysis):
+    """(law, fit, constant, value, CI low, CI high, published value) of every fitted constant."""
+    for key, f in result.fits.items():
+        for name, value in f.params.items():
+            yield key, f, name, value, *f.ci.get(name, (np.nan, np.nan)), HPARAM_LAWS[key].published[name]
+
+
 def markdown(result: HparamAnalysis) -> str:
     """The report's section: each cell's optimum, the laws beside the published ones, the checks."""
     lines = [f"## Hyperparameter laws ({result.source})", "",
@@ -574,13 +581,10 @@ def markdown(result: HparamAnalysis) -> str:
     lines += [f"- skipped cell: {why}" for why in result.skipped_cells]
     lines += ["", "| law | form | constant | fitted | 95% CI | published | held-out mean abs. rel. error |",
               "| --- " * 7 + "|"]
-    for key, f in result.fits.items():
-        law = HPARAM_LAWS[key]
+    for key, f, name, value, lo, hi, published in _constants(result):
         held = f.extra["held_out"].get("mean_abs_rel_error", np.nan)
-        for name, value in f.params.items():
-            lo, hi = f.ci.get(name, (np.nan, np.nan))
-            lines.append(f"| {key} | {law.form} ({law.reference}) | {name} | {value:.4g} | {_interval(lo, hi)} | "
-                         f"{law.published[name]:.4g} | {held:.1%} |")
+        lines.append(f"| {key} | {HPARAM_LAWS[key].form} ({HPARAM_LAWS[key].reference}) | {name} | {value:.4g} | "
+                     f"{_interval(lo, hi)} | {published:.4g} | {held:.1%} |")
     lines += [f"- {key}: not fitted: {why}" for key, why in result.skipped.items()]
     check = result.prediction
     if "cells" in check:
@@ -597,12 +601,10 @@ def text_table(result: HparamAnalysis) -> str:
     """What analyze --hparams prints: the laws' constants with intervals, the checks, and the predictions."""
     lines = [f"{len(result.cells)} cells of {len(result.table['N'])} runs ({result.loss_column})"]
     lines += [f"skipped cell: {why}" for why in result.skipped_cells]
-    for key, f in result.fits.items():
-        lines.append(f"{key}: {HPARAM_LAWS[key].form}  ({HPARAM_LAWS[key].reference}; {f.n_points} cells)")
-        for name, value in f.params.items():
-            lo, hi = f.ci.get(name, (np.nan, np.nan))
-            lines.append(f"    {name:<6} = {value:<10.4g} 95% CI {_interval(lo, hi)}  "
-                         f"(published {HPARAM_LAWS[key].published[name]:.4g})")
+    for key, f, name, value, lo, hi, published in _constants(result):
+        if name == HPARAM_LAWS[key].coef:
+            lines.append(f"{key}: {HPARAM_LAWS[key].form}  ({HPARAM_LAWS[key].reference}; {f.n_points} cells)")
+        lines.append(f"    {name:<6} = {value:<10.4g} 95% CI {_interval(lo, hi)}  (published {published:.4g})")
     lines += [f"{key}: not fitted: {why}" for key, why in result.skipped.items()]
     check = result.prediction
     lines.append(f"prediction check: LR within x{check['max_lr_factor']:.3f}, loss gap {check['max_loss_gap']:+.3%}"
