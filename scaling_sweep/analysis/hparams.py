@@ -346,7 +346,7 @@ def fit_law(key: str, N, D, values, log_variance, log_samples=None) -> HparamFit
     _check_design(key, X)
     variance = np.asarray(log_variance, float)
     variance = np.where(np.isfinite(variance), variance, np.nanmedian(variance) if np.isfinite(variance).any() else 1)
-    w = 1.0 / np.maximum(variance, 0.1 * np.median(variance) + 1e-12)  # no cell outweighs the rest tenfold
+    w = 1.0 / np.maximum(variance, 0.1 * np.median(variance) + 1e-12)  # none weighs over 10x the median cell
     theta = _wls(X, y[None], w)[0]
     n, p = X.shape
     chi2_per_dof = float(w @ (y - X @ theta) ** 2) / (n - p)
@@ -373,7 +373,8 @@ def _law_on_cells(key: str, cells: list[Cell], n_boot: int):
 
 
 def _law_at(key: str, variance_at: dict, N, D, values, n_boot=0) -> HparamFit:
-    """fit_law on a subset of the cells (held-out and rolling checks), each with its own variance."""
+    """fit_law on a subset of the cells (held-out and rolling checks), each with its own variance; n_boot is
+    the fitter signature those checks call (they need no intervals)."""
     return fit_law(key, N, D, values, [variance_at[(n, d)] for n, d in zip(N, D)])
 
 
@@ -501,6 +502,7 @@ def prediction_check(cells: list[Cell]) -> dict:
         row = {"N": c.N, "D": c.D, "lr_predicted": lr, "lr_optimum": c.lr, "batch_predicted": batch,
                "batch_optimum": c.batch, "lr_factor": float(np.exp(abs(np.log(lr / c.lr)))),
                "outside_grid": bool(not c.box[0][0] <= np.log(lr) - c.center[0] <= c.box[0][1]),
+               # a cell of one batch size has a surface in lr alone: any batch reads it
                "loss_gap": float(c.surface_loss(lr, batch if np.isfinite(batch) else 1.0)[0] / c.best_loss - 1)}
         rows.append(row)
     return {"held_out_size": float(sizes[-1]), "lr_law": fits["lr"].law,

@@ -207,3 +207,11 @@ def test_out_writes_fits_report_predictions_and_figures(files, tmp_path):
     assert (out / "predictions.csv").read_text().count("\n") == 3
     assert all((out / "figures" / f"{stem}.png").stat().st_size > 10_000 for stem in
                ("hparams_loss_vs_lr", "hparams_optima"))
+
+
+def test_a_smoothed_loss_is_used_where_the_grid_has_one():
+    table = sh.grid(0)
+    table["loss_smoothed"] = table.pop("loss")
+    table["loss"] = table["loss_smoothed"] * 1.5  # were this read, the optima would not change; the column would
+    a = hparams.analyze_grid(table, "smoothed", n_boot=20)
+    assert a.loss_column == "loss_smoothed" and a.cells[0].best_loss == table["loss_smoothed"][a.cells[0].rows].min()
