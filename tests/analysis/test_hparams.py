@@ -79,7 +79,6 @@ def test_one_token_budget_per_size_leaves_step_laws_lr_form_undetermined_and_say
     assert a.prediction["lr_law"] == "eta_C"  # the prediction check falls back to DeepSeek's eta*(C)
 
 
-@pytest.mark.slow
 def test_the_surface_form_is_chosen_by_simulation():
     """The module's surface (a cubic term in log lr, window 5%) against a quadratic at its best window and
     over the whole grid, on a valley steeper on the high-LR side: RMSE of log lr* over 20 seeds."""
