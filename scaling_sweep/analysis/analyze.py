@@ -470,8 +470,8 @@ def main(argv=None) -> int:
     parser.add_argument("--compute", choices=conventions.COMPUTE, default=HEADLINE.compute,
                         help="compute convention of the headline fits: 6N (C = 6·N·tokens) or exact (every matmul)")
     parser.add_argument("--hparams", metavar="FILE",
-                        help="CSV of runs (columns N, D, lr, batch, loss, optionally loss_smoothed): the optimal "
-                             "LR and batch per (N, D) and their power laws (analysis/hparams.py)")
+                        help="CSV of runs (columns N, D, lr, batch or batch_tokens, loss, optionally loss_smoothed): "
+                             "the optimal LR and batch per (N, D) and their power laws (analysis/hparams.py)")
     parser.add_argument("--predict", metavar="TARGETS",
                         help="with --hparams: CSV of columns N, D; each row's optimal LR and batch with 95%% intervals")
     args = parser.parse_args(argv)
