@@ -46,6 +46,14 @@ from scaling_sweep.analysis import fit
 from scaling_sweep.analysis.fit import Fit, FitError
 from scaling_sweep.core import accounting, laws
 from scaling_sweep.core.errors import UserError
+from scaling_sweep.core.hparam_laws import (
+    HPARAM_LAWS,
+    PREFERRED,
+    design,
+    law_value,
+    optimal_hparams,  # noqa: F401  (here too: training reads it from core)
+    theta,
+)
 
 NEAR_OPTIMAL = 0.0025  # DeepSeek LLM sec. 3.1: within 0.25% of the best loss
 SURFACE_WINDOW = 0.05  # relative loss excess at which a run's weight in the surface fit falls by e
@@ -61,49 +69,6 @@ class HparamsError(UserError):
     """A grid or targets file that cannot be read; the message names file, row and column."""
 
 
-@dataclass(frozen=True)
-class HparamLaw:
-    target: str  # "lr" or "batch"
-    variables: tuple[str, ...]  # of N, D and C = 6·N·D
-    coef: str
-    exponents: tuple[str, ...]
-    form: str
-    reference: str
-    published: dict
-
-
-STEPLAW_REF = "Li et al. 2025, Predictable Scale Part I (Step Law), arXiv 2503.04715"
-DEEPSEEK_REF = "DeepSeek-AI 2024, DeepSeek LLM, arXiv 2401.02954, sec. 3.1"
-HPARAM_LAWS = {
-    "eta_ND": HparamLaw("lr", ("N", "D"), "a", ("alpha", "beta"), "eta* = a * N^alpha * D^beta", STEPLAW_REF,
-                        laws.STEPLAW["eta_ND"]),
-    "B_D": HparamLaw("batch", ("D",), "b", ("gamma",), "B* = b * D^gamma", STEPLAW_REF, laws.STEPLAW["B_D"]),
-    "eta_C": HparamLaw("lr", ("C",), "a", ("alpha",), "eta* = a * C^alpha", DEEPSEEK_REF,
-                       laws.DEEPSEEK_HPARAMS["eta_C"]),
-    "B_C": HparamLaw("batch", ("C",), "b", ("beta",), "B* = b * C^beta", DEEPSEEK_REF,
-                     laws.DEEPSEEK_HPARAMS["B_C"]),
-}
-PREFERRED = {"lr": ("eta_ND", "eta_C"), "batch": ("B_D", "B_C")}  # which law answers first
-
-
-def _design(law: HparamLaw, N, D) -> np.ndarray:
-    """(n, 1 + k) columns 1, log x_1, ... of the law's variables."""
-    N, D = np.atleast_1d(np.asarray(N, float)), np.atleast_1d(np.asarray(D, float))
-    logs = {"N": np.log(N), "D": np.log(D), "C": np.log(6.0 * N * D)}
-    return np.column_stack([np.ones_like(logs["N"])] + [logs[v] for v in law.variables])
-
-
-def _theta(law: HparamLaw, params: dict) -> np.ndarray:
-    """(..., 1 + k): log coef and the exponents, from constants that are floats or arrays of samples."""
-    return np.stack([np.log(params[law.coef])] + [np.asarray(params[e], float) for e in law.exponents], -1)
-
-
-def law_value(key: str, params: dict, N, D) -> np.ndarray:
-    """The optimum a law with constants `params` gives at (N, D)."""
-    law = HPARAM_LAWS[key]
-    return np.exp(_design(law, N, D) @ _theta(law, params))
-
-
 class HparamFit(Fit):
     """A fitted hyperparameter law; predict(N, D) whatever its variables are."""
 
@@ -112,7 +77,7 @@ class HparamFit(Fit):
 
     def predict_samples(self, N, D) -> np.ndarray:
         """(n_boot, n): the prediction of every bootstrap replicate of the constants."""
-        return np.exp(_theta(HPARAM_LAWS[self.law], self.samples) @ _design(HPARAM_LAWS[self.law], N, D).T)
+        return np.exp(theta(HPARAM_LAWS[self.law], self.samples) @ design(HPARAM_LAWS[self.law], N, D).T)
 
 
 # ---------------------------------------------------------------- files
@@ -342,7 +307,7 @@ def fit_law(key: str, N, D, values, log_variance, log_samples=None) -> HparamFit
     """One law of HPARAM_LAWS fitted to optima at (N, D), weights 1/log_variance; with log_samples
     (n_boot, n), the bootstrap replicates of the optima (log), its intervals."""
     law = HPARAM_LAWS[key]
-    X, y = _design(law, N, D), np.log(np.asarray(values, float))
+    X, y = design(law, N, D), np.log(np.asarray(values, float))
     _check_design(key, X)
     variance = np.asarray(log_variance, float)
     variance = np.where(np.isfinite(variance), variance, np.nanmedian(variance) if np.isfinite(variance).any() else 1)
@@ -527,27 +492,6 @@ def predict(result: HparamAnalysis, N, D) -> list[dict]:
                                       1 + len(HPARAM_LAWS[key].exponents))[target]
             row.update({target: float(values[i]), f"{target}_lo": lo, f"{target}_hi": hi, f"{target}_law": key})
     return rows
-
-
-def optimal_hparams(fits: dict, N: float, D: float) -> tuple[float, float, str]:
-    """The optimal peak LR and batch size (in the fitted grid's batch unit) at (N, D) from a fits.json's
-    "hparams" entry: Step Law's eta*(N, D) and B*(D) where fitted, else DeepSeek's eta*(C) and B*(C); the
-    third value names the laws and the grid they came from. UserError where the entry has no such law."""
-    entry = fits.get("hparams")
-    if not entry:
-        raise UserError("hparams.fits: the fits file has no 'hparams' entry (made by analyze --hparams)")
-    chosen = {}
-    for target, keys in PREFERRED.items():
-        key = next((k for k in keys if k in entry.get("laws", {})), None)
-        if key is None:
-            raise UserError(f"hparams.fits: no fitted law for the optimal {target} ({' or '.join(keys)}); "
-                            f"skipped: {entry.get('skipped', {}).get(keys[0], 'not fitted')}")
-        law = HPARAM_LAWS[key]
-        params = {name: entry["laws"][key][name] for name in (law.coef,) + law.exponents}
-        chosen[target] = (float(law_value(key, params, N, D)[0]), key)
-    source = (f"{chosen['lr'][1]} and {chosen['batch'][1]} fitted to {entry['source']} "
-              f"(batch in {entry['batch_unit']})")
-    return chosen["lr"][0], chosen["batch"][0], source
 
 
 # ---------------------------------------------------------------- outputs

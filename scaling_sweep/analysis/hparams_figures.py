@@ -9,7 +9,8 @@ import numpy as np
 from matplotlib import colormaps
 
 from scaling_sweep.analysis.figures import _figure, _save
-from scaling_sweep.analysis.hparams import HPARAM_LAWS, HparamAnalysis, law_value
+from scaling_sweep.analysis.hparams import HparamAnalysis
+from scaling_sweep.core.hparam_laws import HPARAM_LAWS, law_value
 
 MAX_CELL_PANELS = 12  # loss-against-LR panels drawn, spread over the cells
 

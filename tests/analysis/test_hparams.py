@@ -8,6 +8,8 @@ import pytest
 import synthetic_hparams as sh
 
 from scaling_sweep.analysis import analyze, hparams
+from scaling_sweep.core import hparam_laws
+from scaling_sweep.core.errors import UserError
 
 EXPONENTS = {"eta_ND": ("alpha", "beta"), "B_D": ("gamma",)}
 SEEDS = range(6)
@@ -145,17 +147,18 @@ def test_predict_prints_a_csv_without_json(files, capsys):
 
 
 def test_optimal_hparams_reads_a_fits_entry(fits_json):
+    """core.hparam_laws.optimal_hparams, what training (optim.lr=fitted) and the planner are to call."""
     fits = json.loads(json.dumps(fits_json))  # a copy to take a law out of
-    lr, batch, source = hparams.optimal_hparams(fits, 1e7, 4e8)
+    lr, batch, source = hparam_laws.optimal_hparams(fits, 1e7, 4e8)
     laws = fits["hparams"]["laws"]
     a, alpha, beta = (laws["eta_ND"][k] for k in ("a", "alpha", "beta"))
     assert lr == pytest.approx(a * 1e7 ** alpha * 4e8 ** beta)
     assert batch == pytest.approx(laws["B_D"]["b"] * 4e8 ** laws["B_D"]["gamma"])
     assert source.startswith("eta_ND and B_D fitted to ") and "grid.csv" in source
     del laws["eta_ND"]
-    assert hparams.optimal_hparams(fits, 1e7, 4e8)[2].startswith("eta_C and B_D")
-    with pytest.raises(hparams.UserError, match="no 'hparams' entry"):
-        hparams.optimal_hparams({"laws": {}}, 1e7, 4e8)
+    assert hparam_laws.optimal_hparams(fits, 1e7, 4e8)[2].startswith("eta_C and B_D")
+    with pytest.raises(UserError, match="no 'hparams' entry"):
+        hparam_laws.optimal_hparams({"laws": {}}, 1e7, 4e8)
 
 
 @pytest.mark.parametrize("text,says", [
