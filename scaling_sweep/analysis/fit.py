@@ -627,7 +627,8 @@ def rolling_check(fitter, inputs, loss, min_values=3) -> list[dict]:
     return rows
 
 
-HELD_OUT_SIZES, HELD_OUT_FIT_SIZES = 2, 3  # sizes held out where this many are left to fit on
+# sizes held out where this many are left to fit on (as many as a law of N and D or S has constants)
+HELD_OUT_SIZES, HELD_OUT_FIT_SIZES = 2, 4
 
 
 def held_out_check(fitter, inputs, loss, share=0.1) -> dict:

@@ -243,3 +243,21 @@ def test_profiles_stay_whole_in_every_convention_and_approach_3_recovers_epochs_
             assert chinchilla.params[name] == pytest.approx(EPOCH_REPLICATION[name], rel=1e-3), name
     spread = points.budget_spread(profiles)
     assert spread == pytest.approx(1.0, abs=1e-9) if convention.key == "non_embedding/6N" else spread > 1.5
+
+
+def test_the_demo_sweeps_profiles_are_its_budgets_under_every_convention():
+    """The real demo (5 budgets by wsd cooldowns): the same 25 points in the same profiles however N and C
+    are counted, so approach 2 finds its minima and approach 3 its points under all four conventions."""
+    demo = runs.read_sweep(Path(__file__).parents[1] / "fixtures" / "demo_sweep").usable()
+    headline, _ = points.isoflop_profiles(demo)
+    assert [len(p["N"]) for p in headline] == [4, 5, 5, 6, 5]
+    for convention in conventions.ALL:
+        profiles, _ = points.isoflop_profiles([convention.apply(r) for r in demo])
+        for key in ("budget", "D", "loss", "run"):
+            np.testing.assert_allclose([np.mean(p[key]) for p in profiles], [np.mean(p[key]) for p in headline])
+        minima = [m for m in map(points.isoflop_minimum, profiles) if m is not None]
+        assert len(minima) >= 3, convention.key
+        # approach 2's C is what the optimum costs in this convention: its budget as trained, more when counted
+        # with embeddings or exactly
+        ratio = np.array([m["C"] / m["budget"] for m in minima])
+        assert np.all(ratio > 1.01) if convention != conventions.HEADLINE else np.allclose(ratio, 1, rtol=1e-3)

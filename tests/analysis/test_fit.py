@@ -158,7 +158,7 @@ def test_held_out_check_predicts_the_largest_model():
     assert check["held_out_from"] == pytest.approx(N[-2])  # the two largest sizes
     assert check["n_held_out"] == check["sizes_held_out"] == 2 and check["n_fit"] == 7
     assert check["max_abs_rel_error"] < 1e-9
-    assert fit.held_out_check(fit.fit_power_law, [N[:4]], loss[:4])["sizes_held_out"] == 1  # 3 left to fit
+    assert fit.held_out_check(fit.fit_power_law, [N[:5]], loss[:5])["sizes_held_out"] == 1  # 4 left to fit
 
 
 def test_lbfgs_batch_solves_independent_quadratics():
