@@ -28,6 +28,7 @@ from scaling_sweep.analysis.fit import Fit, FitError
 from scaling_sweep.analysis.runs import Run, SweepError, check_one_setting, read_sweep
 from scaling_sweep.core import laws
 from scaling_sweep.core.errors import entry_point
+from scaling_sweep.core.files import strict_json
 
 UNITS = {"loss": "nats/token", "D": "training tokens", "B": "tokens per batch", "S": "optimizer steps"}
 
@@ -435,6 +436,13 @@ def analyze_points(path, drop_highest_loss: int = 0, params: str | None = None) 
 
 
 def fits_json(result: Analysis) -> dict:
+    """fits.json as strict JSON: a number that is not finite (an interval open above, a constant the
+    resamples cannot give) is null, and "non_finite" names each by its path and says what it was."""
+    payload, non_finite = strict_json(_fits_payload(result))
+    return {**payload, "non_finite": non_finite}
+
+
+def _fits_payload(result: Analysis) -> dict:
     return {
         "schema_version": laws.FITS_SCHEMA_VERSION,
         "sweep": result.name,
@@ -455,7 +463,7 @@ def write_outputs(result: Analysis, out_dir: Path) -> None:
     from scaling_sweep.analysis import figures  # matplotlib loads only here
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "fits.json").write_text(json.dumps(fits_json(result), indent=2, default=float))
+    (out_dir / "fits.json").write_text(json.dumps(fits_json(result), indent=2, allow_nan=False))
     progress(f"figures -> {out_dir / 'figures'}")
     drawn, missing = figures.draw_all(result, out_dir / "figures")
     for line in missing:
@@ -509,6 +517,6 @@ def main(argv=None) -> int:
     out = args.out or (None if args.points else Path(args.sweep_dir) / "analysis")
     if out:
         write_outputs(result, Path(out))
-    print(json.dumps(fits_json(result), indent=2, default=float) if args.json else constants_table(result))
+    print(json.dumps(fits_json(result), indent=2, allow_nan=False) if args.json else constants_table(result))
     progress(f"done in {time.perf_counter() - start:.1f} s" + (f"; wrote {out}" if out else ""))
     return 0

@@ -31,6 +31,7 @@ from scaling_sweep.analysis.runs import SweepError, read_sweep
 from scaling_sweep.core import accounting, hardware_peaks, laws
 from scaling_sweep.core.config import ModelConfig
 from scaling_sweep.core.errors import UserError, entry_point
+from scaling_sweep.core.files import strict_json
 from scaling_sweep.core.runfiles import SUMMARY_FILE
 
 
@@ -871,20 +872,9 @@ def _render_shapes(result: dict) -> str:
                                            "d_model/n_layer"], rows)])
 
 
-def _json_ready(value):
-    """NaN and inf (a fit may hold a NaN CI) as null, so the output is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    return value
-
-
 @entry_point("plan")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     result = answer(args)
-    print(json.dumps(_json_ready(result), indent=2) if args.json else render(result, args))
+    print(json.dumps(strict_json(result)[0], indent=2, allow_nan=False) if args.json else render(result, args))
     return 0

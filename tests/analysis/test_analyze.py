@@ -261,3 +261,21 @@ def test_the_demo_sweeps_profiles_are_its_budgets_under_every_convention():
         # with embeddings or exactly
         ratio = np.array([m["C"] / m["budget"] for m in minima])
         assert np.all(ratio > 1.01) if convention != conventions.HEADLINE else np.allclose(ratio, 1, rtol=1e-3)
+
+
+def test_fits_json_is_strict_json_with_a_reason_for_each_null(tmp_path):
+    result = analyze.Analysis("hand", {"tokenizer": "byte", "n_ctx": 32})
+    FIT = {"E": 1.8, "A": 480.0, "B": 2100.0, "alpha": 0.35, "beta": 0.37}
+    samples = {k: np.array([v, v * 1.01, np.nan]) for k, v in FIT.items()}
+    result.fits["chinchilla"] = fit.Fit("chinchilla", FIT, {"alpha": (0.3, np.inf), "E": (np.nan, np.nan)}, 30,
+                                        samples=samples, extra={"points": "hand"})
+    payload = analyze.fits_json(result)
+    text = json.dumps(payload, allow_nan=False)  # raises on NaN or Infinity
+    law = json.loads(text)["laws"]["chinchilla"]
+    assert law["ci"]["alpha"] == [0.3, None] and law["ci"]["E"] == [None, None]
+    assert payload["non_finite"]["laws.chinchilla.ci.alpha[1]"].startswith("Infinity: unbounded above")
+    assert payload["non_finite"]["laws.chinchilla.samples.beta[2]"].startswith("NaN")
+    path = tmp_path / "fits.json"
+    path.write_text(text)
+    planned = plan.read_fits(path, ["chinchilla"])["chinchilla"]  # readers take null samples as NaN
+    assert planned.loss_params["alpha"] == 0.35 and np.isnan(planned.samples["alpha"][2])
