@@ -85,6 +85,7 @@ class Law:
     # tokens early-stopped), and in words, with the equations
     answers: str = "seen-once"
     answers_how: str = "D tokens seen once, a single pass"
+    tokenizer: str | None = None  # a fit's: its loss is in nats per token of this tokenizer (None: not stated)
 
     def loss(self, N, D):
         return self.loss_formula(N, D, **self.loss_params)
@@ -227,7 +228,8 @@ def read_fits(path, names: list[str] | None = None) -> dict[str, Law]:
             keys = ", ".join(key for key, *_ in FITTED_FORMS.values())
             raise PlanError(f"{path}: holds none of the laws the planner uses ({keys})")
     params_convention = _fitted_params_convention(path, data)
-    return {name: _fitted_law(path, fitted, name, params_convention) for name in names}
+    tokenizer = data.get("tokenizer") if isinstance(data.get("tokenizer"), str) else None
+    return {name: replace(_fitted_law(path, fitted, name, params_convention), tokenizer=tokenizer) for name in names}
 
 
 def _fitted_params_convention(path, data: dict) -> str:
@@ -618,6 +620,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="all, or a comma-separated list: kaplan, chinchilla, epoch (default all)")
     g.add_argument("--fit", metavar="FITS_JSON",
                    help="use a sweep's runs/<sweep>/analysis/fits.json instead of the published laws")
+    g.add_argument("--loss-tokenizer", metavar="NAME",
+                   help="with --fit: the tokenizer whose nats/token --target-loss (and the answer) is in; a fit of "
+                        "another tokenizer is refused (needed with --target-loss)")
+    g.add_argument("--allow-other-units", action="store_true",
+                   help="with --fit: plan even where the fit's tokenizer is not --loss-tokenizer")
     g.add_argument("--batch-regime", choices=BATCH_REGIMES, default="critical",
                    help="Kaplan: the batch the budget (or the single pass over --tokens) is spent at: critical "
                         "(B ≈ B_crit, C = 2·C_min; default) or small (B << B_crit, C ≈ C_min)")
@@ -676,6 +683,7 @@ def answer(args) -> dict:
         return {"question": kind, "N_target": args.shape, "params_convention": args.shape_convention,
                 "shapes": [s.as_dict(args.shape, args.shape_convention) for s in shapes]}
     chosen = select_laws(args.law, args.fit, args.batch_regime, args.tokens_are)
+    check_units(chosen, args)
     throughput = throughput_from(args)
     compute = parse_compute(" ".join(args.compute)) if args.compute else None
     inputs = {"compute_flops": compute, "N": args.params, "D": args.tokens, "target_loss": args.target_loss}
@@ -687,6 +695,24 @@ def answer(args) -> dict:
     if throughput:
         result["throughput"] = {"flops_per_s": throughput.flops_per_s, "source": throughput.source}
     return result
+
+
+def check_units(chosen: dict[str, Law], args) -> None:
+    """A fit's losses are in nats per token of its sweep's tokenizer, and those of different
+    tokenizers do not compare: refuse a fit whose tokenizer is not the question's (--loss-tokenizer;
+    with --target-loss it must be stated) unless --allow-other-units."""
+    if args.allow_other_units:
+        return
+    for law in chosen.values():
+        if law.tokenizer is None or args.loss_tokenizer == law.tokenizer:
+            continue
+        if args.loss_tokenizer is not None:
+            raise PlanError(f"{law.name} is in nats per {law.tokenizer} token, the question in nats per "
+                            f"{args.loss_tokenizer} token: losses of different tokenizers do not compare "
+                            "(--allow-other-units to plan anyway)")
+        if args.target_loss is not None:
+            raise PlanError(f"--target-loss {args.target_loss:g}: {law.name} is in nats per {law.tokenizer} token; "
+                            f"say the target's units with --loss-tokenizer {law.tokenizer} (or --allow-other-units)")
 
 
 def _plan(kind: str, law: Law, args, compute: float | None) -> Plan | None:
@@ -722,6 +748,8 @@ def _law_notes(law: Law, plan: Plan | None, kind: str, tokens_are: str) -> dict:
     assumption a compute-optimal plan makes, the question its L(N, D) answers, and any warning
     (one where that is not the question asked)."""
     notes = {"params_convention": law.params_convention, "source": law.source, "interval": law.interval}
+    if law.tokenizer:
+        notes["loss_units"] = f"nats per {law.tokenizer} token (the fit's tokenizer)"
     if law.assumption and plan and plan.budget is not None:
         notes["assumption"] = law.assumption
     warnings = [law.limit.warning(plan.N, plan.D, plan.flops) if law.limit and plan else None]
@@ -804,6 +832,7 @@ def render(result: dict, args) -> str:
                   if "assumption" in e]
         lines += _render_plan_shapes(result, args) + _render_alternatives(result, args.inference_tokens)
     lines += [f"{name}'s loss answers {e['answers']}." for name, e in result["laws"].items() if "answers" in e]
+    lines += [f"{name}: loss in {e['loss_units']}." for name, e in result["laws"].items() if "loss_units" in e]
     sources = [f"{name}: {e['source']}" for name, e in result["laws"].items()]
     lines += ["", *_render_notes(result), CONVENTIONS, *sources]
     return "\n".join(lines)

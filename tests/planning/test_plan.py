@@ -440,3 +440,17 @@ def test_gpu_hours_from_measured_throughput(tmp_path, capsys):
     assert result["laws"]["kaplan"]["gpu_hours"] == pytest.approx(6 * 1e9 * 2e10 / throughput.flops_per_s / 3600)
     code, _, err = run_cli(capsys, "--compute", 1e20, "--runs", tmp_path / "empty")
     assert code != 0 and "tokens_per_s" in err
+
+
+def test_a_fit_in_another_tokenizers_units_is_refused_unless_told(tmp_path, capsys):
+    payload = {"schema_version": 2, "tokenizer": "byte", "laws": {"chinchilla": FIT}}
+    path = write_fits(tmp_path, payload)
+    code, _, err = run_cli(capsys, "--fit", path, "--target-loss", 2.5)
+    assert code == 2 and "--loss-tokenizer byte" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(capsys, "--fit", path, "--compute", 1e20, "--loss-tokenizer", "gpt2")
+    assert code == 2 and "nats per byte token, the question in nats per gpt2 token" in err
+    code, out, _ = run_cli(capsys, "--fit", path, "--target-loss", 2.5, "--loss-tokenizer", "byte")
+    assert code == 0 and "fit:chinchilla: loss in nats per byte token (the fit's tokenizer)." in out
+    assert run_cli(capsys, "--fit", path, "--target-loss", 2.5, "--loss-tokenizer", "gpt2",
+                   "--allow-other-units")[0] == 0
+    assert run_cli(capsys, "--fit", path, "--compute", 1e20)[0] == 0  # the answer is in the fit's units, named
