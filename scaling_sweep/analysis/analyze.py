@@ -199,14 +199,12 @@ def _profile_caveats(result: Analysis, profiles: list[dict], source: str) -> Non
         if source == points.CURVE_PROFILES:
             f.warn(CURVE_CAVEAT)
             f.extra["caveat"] = "curve profiles"
-        if spread > PROFILE_SPREAD:
+        if spread > points.PROFILE_SPREAD:
             f.warn(f"the sweep is IsoFLOP only as its budgets were set (6·N·tokens, N non-embedding): counted as "
                    f"{result.convention.key}, one profile's points spend up to {spread:.3g}x different C; each profile "
                    "is still the budget its runs were trained to (D = their tokens), and approach 2's C is that of "
                    "its optimum")
 
-
-PROFILE_SPREAD = 1.1  # a profile whose points' C differ by more than this is not IsoFLOP in the fit's count
 
 
 def _power_law_pair(result: Analysis, key: str, x, loss, var: str, points_note: str) -> None:

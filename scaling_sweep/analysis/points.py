@@ -238,6 +238,9 @@ def at_optimum(profile: dict, N_opt: float) -> tuple[float, float]:
     return tuple(float(interp_loglog(N_opt, profile["N"], profile[key])) for key in ("C_each", "D"))
 
 
+PROFILE_SPREAD = 1.1  # a profile whose points' C differ by more than this is not IsoFLOP in the fit's count
+
+
 def budget_spread(profiles: list[dict]) -> float:
     """The largest factor by which one profile's points' C differ (1 for profiles at one C each)."""
     return max((p["C_each"].max() / p["C_each"].min() for p in profiles), default=1.0)

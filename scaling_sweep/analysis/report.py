@@ -191,6 +191,20 @@ def _shift_lines(result) -> list[str]:
     return lines
 
 
+def _isoflop_as_trained_line(result) -> list[str]:
+    """Where the sweep's IsoFLOP profiles are IsoFLOP only in the count its budgets were set in."""
+    spreads = {key: points.budget_spread(other.data["isoflop"]["profiles"])
+               for key, other in result.by_convention.items()
+               if other.data.get("isoflop") and other.data["isoflop"]["source"] != points.CURVE_PROFILES}
+    spread = {key: value for key, value in spreads.items() if value > points.PROFILE_SPREAD}
+    if not spread:
+        return []
+    counted = ", ".join(f"{value:.3g}x as {key}" for key, value in spread.items())
+    return [f"IsoFLOP only as trained: in every convention each profile is the budget its runs were trained to "
+            f"(6·N·tokens, N non-embedding) and D the tokens each saw, but the C one profile's points spend differs "
+            f"by up to {counted}; approach 2 fits each optimum's own C.", ""]
+
+
 def _convention_section(result) -> list[str]:
     if not result.by_convention:
         return []
@@ -199,7 +213,7 @@ def _convention_section(result) -> list[str]:
              "– not fitted under that convention, fits.json `by_convention` says why). Part of the move from "
              "Kaplan's compute-optimal exponent to Chinchilla's is this counting alone (Porian et al. 2024, "
              "Pearce & Song 2024).", ""]
-            + convention_rows(result) + [""] + _shift_lines(result) + [""])
+            + convention_rows(result) + [""] + _isoflop_as_trained_line(result) + _shift_lines(result) + [""])
 
 
 def law_form(f) -> tuple[str, str]:

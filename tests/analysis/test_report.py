@@ -108,3 +108,18 @@ def test_curve_profile_and_fixed_batch_laws_carry_their_caveat_in_the_verdict():
     curve = exponent_fit(0.4, (0.3, 0.5), caveat="curve profiles")
     line = report._reproduced_line(result, "chinchilla", curve)
     assert "held out: **excluded from the verdict**" in line and "against the papers" not in line
+
+
+def test_a_sweep_isoflop_only_as_trained_says_so_under_the_convention_table():
+    from scaling_sweep.analysis import points
+
+    headline = size_and_compute_analysis()
+    total = size_and_compute_analysis(Convention("total", "6N"))
+    profile = {"C_each": np.array([1e12, 1.3e12, 1.6e12]), "N": np.arange(3.0)}
+    headline.data["isoflop"] = {"profiles": [{**profile, "C_each": np.full(3, 1e12)}], "source": "budgets"}
+    total.data["isoflop"] = {"profiles": [profile], "source": "budgets"}
+    headline.by_convention = {"non_embedding/6N": headline, "total/6N": total}
+    (line,) = [x for x in report.markdown(headline, [], []).splitlines() if x.startswith("IsoFLOP only as trained")]
+    assert "differs by up to 1.6x as total/6N;" in line and "non_embedding/6N" not in line.split("differs")[1]
+    total.data["isoflop"]["source"] = points.CURVE_PROFILES  # read at one C each: no such line
+    assert "IsoFLOP only as trained" not in report.markdown(headline, [], [])
