@@ -29,6 +29,7 @@ from scaling_sweep.analysis.fit import Fit, FitError
 from scaling_sweep.analysis.runs import Run, SweepError, check_one_setting, read_sweep
 from scaling_sweep.core import laws
 from scaling_sweep.core.errors import entry_point
+from scaling_sweep.core.files import strict_json
 
 UNITS = {"loss": "nats/token", "D": "training tokens", "B": "tokens per batch", "S": "optimizer steps"}
 
@@ -157,7 +158,9 @@ def _fit_everything(result: Analysis, runs: list[Run]) -> None:
     B_crit = _fit_batch(result, full_data)
     _fit_compute(result, full_data, B_crit)
     _fit_steps(result, full_data, B_crit)
-    _fit_isoflops(result, *points.isoflop_profiles(full_data))
+    profiles, source = points.isoflop_profiles(full_data)
+    _fit_isoflops(result, profiles, source)
+    _profile_caveats(result, profiles, source)
 
 
 def _convention_fits(headline: Analysis, convention: Convention) -> Analysis:
@@ -178,7 +181,31 @@ def _convention_fits(headline: Analysis, convention: Convention) -> Analysis:
     profiles, source = points.isoflop_profiles(full_data)
     _fit_approach_2(result, profiles, source)
     _fit_approach_3(result, profiles, source, starts=fit.CHINCHILLA_GRID[::5], held_out=False)
+    _profile_caveats(result, profiles, source)
     return result
+
+
+ISOFLOP_LAWS = ("N_opt", "D_opt", "chinchilla")
+CURVE_CAVEAT = ("profiles read off learning curves mid-schedule, not runs trained to each budget: a run whose "
+                "schedule had not finished at C lies above one trained for C (Hoffmann et al. 2022 section 3.1, "
+                "their critique of Kaplan et al.), so the optimum moves; left out of the comparison with the papers")
+
+
+def _profile_caveats(result: Analysis, profiles: list[dict], source: str) -> None:
+    """The warnings IsoFLOP fits carry: profiles read off learning curves (a caveat the verdict
+    carries too), and a sweep that is IsoFLOP only in the count its budgets were set in."""
+    fitted = [result.fits[key] for key in ISOFLOP_LAWS if key in result.fits]
+    spread = points.budget_spread(profiles) if source != points.CURVE_PROFILES else 1.0
+    for f in fitted:
+        if source == points.CURVE_PROFILES:
+            f.warn(CURVE_CAVEAT)
+            f.extra["caveat"] = "curve profiles"
+        if spread > points.PROFILE_SPREAD:
+            f.warn(f"the sweep is IsoFLOP only as its budgets were set (6·N·tokens, N non-embedding): counted as "
+                   f"{result.convention.key}, one profile's points spend up to {spread:.3g}x different C; each profile "
+                   "is still the budget its runs were trained to (D = their tokens), and approach 2's C is that of "
+                   "its optimum")
+
 
 
 def _power_law_pair(result: Analysis, key: str, x, loss, var: str, points_note: str) -> None:
@@ -312,7 +339,8 @@ def _fit_approach_3(result: Analysis, profiles: list[dict], source: str, starts=
     progress(f"Chinchilla approach 3: {len(starts)} L-BFGS starts on {len(loss)} points")
     result.attempt("chinchilla", lambda: fit.fit_chinchilla(N, D, loss, starts=starts, groups=run),
                    (lambda: fit.held_out_check(HELD_OUT_CHINCHILLA, [N, D], loss)) if held_out else None,
-                   f"every point of the IsoFLOP profiles, D = C/(6N): {source}", data=([N, D], loss),
+                   f"every point of the IsoFLOP profiles, D = the tokens it was trained on: {source}",
+                   data=([N, D], loss),
                    rolling=HELD_OUT_CHINCHILLA if held_out else None)
 
 
@@ -407,6 +435,13 @@ def analyze_points(path, drop_highest_loss: int = 0, params: str | None = None) 
 
 
 def fits_json(result: Analysis) -> dict:
+    """fits.json as strict JSON: a number that is not finite (an interval open above, a constant the
+    resamples cannot give) is null, and "non_finite" names each by its path and says what it was."""
+    payload, non_finite = strict_json(_fits_payload(result))
+    return {**payload, "non_finite": non_finite}
+
+
+def _fits_payload(result: Analysis) -> dict:
     return {
         "schema_version": laws.FITS_SCHEMA_VERSION,
         "sweep": result.name,
@@ -427,7 +462,7 @@ def write_outputs(result: Analysis, out_dir: Path) -> None:
     from scaling_sweep.analysis import figures  # matplotlib loads only here
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "fits.json").write_text(json.dumps(fits_json(result), indent=2, default=float))
+    (out_dir / "fits.json").write_text(json.dumps(fits_json(result), indent=2, allow_nan=False))
     progress(f"figures -> {out_dir / 'figures'}")
     drawn, missing = figures.draw_all(result, out_dir / "figures")
     for line in missing:
@@ -493,6 +528,6 @@ def main(argv=None) -> int:
     out = args.out or (None if args.points else Path(args.sweep_dir) / "analysis")
     if out:
         write_outputs(result, Path(out))
-    print(json.dumps(fits_json(result), indent=2, default=float) if args.json else constants_table(result))
+    print(json.dumps(fits_json(result), indent=2, allow_nan=False) if args.json else constants_table(result))
     progress(f"done in {time.perf_counter() - start:.1f} s" + (f"; wrote {out}" if out else ""))
     return 0

@@ -58,11 +58,14 @@ class Convention:
         return None
 
     def apply(self, run: Run) -> Run:
-        """The run with N and every FLOP count (summary, cooldown branches, learning curve) in this convention."""
+        """The run with N and every FLOP count (summary, cooldown branches, learning curve) in this
+        convention. Its 6·N per token in non-embedding N stays, so that each point keeps the budget it
+        was trained to (points.trained_budget): its IsoFLOP profile does not change with the convention."""
+        s = run.summary
         per_token = self.flops_per_token(run)
-        cooldowns = [{**c, "flops": per_token * c["tokens"]} for c in run.summary.cooldowns]
-        summary = replace(run.summary, N=self.n_params(run), flops=per_token * (run.summary.tokens or 0),
-                          cooldowns=cooldowns)
+        cooldowns = [{**c, "flops": per_token * c["tokens"]} for c in s.cooldowns]
+        summary = replace(s, N=self.n_params(run), flops=per_token * (s.tokens or 0), cooldowns=cooldowns,
+                          flops_per_token_kaplan_6N=s.flops_per_token_kaplan_6N or 6.0 * s.N)
         metrics = {**run.metrics, "flops": per_token * run.metrics["tokens"]}
         return replace(run, summary=summary, metrics=metrics)
 

@@ -522,14 +522,14 @@ def isoflop_profiles(result, out_dir):
                                              if chin else "")
     fig, (ax,) = _figure(1, result, title)
     norm = LogNorm(vmin=min(p["C"] for p in profiles), vmax=max(p["C"] for p in profiles) * 1.0001)
-    minima = {m["C"]: m for m in iso["minima"]}
+    minima = {m["budget"]: m for m in iso["minima"]}
     for p in profiles:
         color = colormaps["viridis"](norm(p["C"]))
         ax.plot(p["N"], p["loss"], "o", ms=3.5, color=color)
         grid = _span(p["N"], 1.1)
-        if p["C"] in minima:
-            ax.plot(*_near_minimum_parabola(minima[p["C"]]), color=color, lw=1)
-            ax.plot(minima[p["C"]]["N_opt"], minima[p["C"]]["loss"], "*", ms=10, color=color, mec="k")
+        if p["budget"] in minima:
+            ax.plot(*_near_minimum_parabola(minima[p["budget"]]), color=color, lw=1)
+            ax.plot(minima[p["budget"]]["N_opt"], minima[p["budget"]]["loss"], "*", ms=10, color=color, mec="k")
         if chin:
             ax.plot(grid, chin.predict(grid, laws.tokens_for_budget(p["C"], grid)), ":", color=color, lw=1)
     ax.set_xscale("log")

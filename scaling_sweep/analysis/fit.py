@@ -627,15 +627,23 @@ def rolling_check(fitter, inputs, loss, min_values=3) -> list[dict]:
     return rows
 
 
+# sizes held out where this many are left to fit on (as many as a law of N and D or S has constants)
+HELD_OUT_SIZES, HELD_OUT_FIT_SIZES = 2, 4
+
+
 def held_out_check(fitter, inputs, loss, share=0.1) -> dict:
-    """Fit on all but the largest models (the largest `share` of distinct values of the
-    first input, at least one) and report the relative error of the predicted loss,
+    """Fit on all but the largest models and report the relative error of the predicted loss,
     L_pred/L - 1, of the held-out points, and their observed and predicted values ("loss" is
-    whatever the law predicts: an allocation law's N_opt too). fitter(*inputs, loss, n_boot=0) -> Fit."""
+    whatever the law predicts: an allocation law's N_opt too). Held out: the largest `share` of
+    distinct values of the first input, at least HELD_OUT_SIZES where HELD_OUT_FIT_SIZES are left
+    to fit on (one size extrapolated says little of a trend), else one. fitter(*inputs, loss,
+    n_boot=0) -> Fit."""
     inputs = [np.asarray(x, float) for x in inputs]
     loss = np.asarray(loss, float)
     sizes = np.unique(inputs[0])
-    cut = sizes[-max(1, int(np.ceil(share * len(sizes))))]
+    least = HELD_OUT_SIZES if len(sizes) >= HELD_OUT_SIZES + HELD_OUT_FIT_SIZES else 1
+    n_held = max(least, int(np.ceil(share * len(sizes))))
+    cut = sizes[-n_held]
     keep = inputs[0] < cut
     if len(np.unique(inputs[0][keep])) < 2:
         raise FitError(f"held-out check: only {len(np.unique(inputs[0][keep]))} sizes left to fit on")
@@ -643,6 +651,7 @@ def held_out_check(fitter, inputs, loss, share=0.1) -> dict:
     predicted = fit.predict(*(x[~keep] for x in inputs))
     rel = predicted / loss[~keep] - 1
     return {"held_out_from": float(cut), "n_fit": int(keep.sum()), "n_held_out": int((~keep).sum()),
+            "sizes_held_out": n_held,
             "mean_abs_rel_error": float(np.mean(np.abs(rel))),
             "max_abs_rel_error": float(np.max(np.abs(rel))), "rel_error": [float(r) for r in rel],
             "observed": [float(v) for v in loss[~keep]], "predicted": [float(v) for v in predicted]}

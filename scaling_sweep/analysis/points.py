@@ -157,53 +157,93 @@ def _first_crossing(steps, loss, target):
 
 def isoflop_profiles(runs: list[Run], n_budgets: int = 6) -> tuple[list[dict], str]:
     """Chinchilla approach 2: loss against N at fixed compute C. When the sweep holds runs
-    stopped at compute budgets (stop_reason compute_budget), each budget's final losses form
-    a profile; otherwise each run's learning curve is read at log-spaced budgets (a run whose
-    schedule had not finished by C: losses above a run trained for C), using the runs at the
-    most common batch size. Returns the profiles ({"C", "N", "D", "loss", "run"}: "run" numbers
-    the run each point comes from) with at least MIN_PROFILE_SIZES sizes, and how they were made."""
+    stopped at compute budgets (stop_reason compute_budget) or wsd cooldown branches, each budget
+    the runs were trained to forms a profile; otherwise each run's learning curve is read at
+    log-spaced budgets (a run whose schedule had not finished by C: losses above a run trained for
+    C), using the runs at the most common batch size. Returns the profiles (see _profile) with at
+    least MIN_PROFILE_SIZES sizes, and how they were made."""
     budget_points = _budget_points(runs)
-    if len(budget_points[0]):
-        return (budget_profiles(*budget_points),
+    if len(budget_points["budget"]):
+        return (budget_profiles(**budget_points),
                 "final losses of runs stopped at each compute budget and of their wsd cooldown branches")
     profiles = _curve_profiles(at_modal_batch(runs), n_budgets)
     return _with_enough_sizes(profiles), CURVE_PROFILES
 
 
-def _budget_points(runs: list[Run]) -> tuple[np.ndarray, ...]:
-    """(C, N, loss, run) of every run stopped at its compute budget and of every wsd cooldown branch
-    (optim.cooldown_budgets: the run of that length, trained from the stable phase)."""
+def trained_budget(run: Run, tokens) -> float:
+    """The compute budget a point of the run was trained to, counted as training counts
+    train.compute_budget and optim.cooldown_budgets (core.budget: 6·N·tokens, N non-embedding),
+    whatever convention the run's N and FLOPs were put in (analysis.conventions)."""
+    s = run.summary
+    return (s.flops_per_token_kaplan_6N or 6.0 * s.N) * tokens
+
+
+def _budget_points(runs: list[Run]) -> dict[str, np.ndarray]:
+    """budget (trained_budget), C (in the runs' convention), N, D (tokens), loss and run of every
+    run stopped at its compute budget and of every wsd cooldown branch (optim.cooldown_budgets:
+    the run of that length, trained from the stable phase)."""
     rows = []
     for index, run in enumerate(runs):
         s = run.summary
-        rows += [(c["flops"], s.N, c["val_loss"], index) for c in s.cooldowns]
+        rows += [(trained_budget(run, c["tokens"]), c["flops"], s.N, c["tokens"], c["val_loss"], index)
+                 for c in s.cooldowns]
         if s.stop_reason == "compute_budget":
-            rows.append((s.flops, s.N, run.final_loss, index))
-    C, N, loss, run = np.array(rows, float).T if rows else (np.array([]),) * 4
-    return C, N, loss, run.astype(int)
+            rows.append((trained_budget(run, s.tokens), s.flops, s.N, s.tokens, run.final_loss, index))
+    budget, C, N, D, loss, run = np.array(rows, float).T if rows else (np.array([]),) * 6
+    return {"budget": budget, "C": C, "N": N, "D": D, "loss": loss, "run": run.astype(int)}
 
 
-def budget_profiles(C, N, loss, run=None, gap: float = 1.25, spread: float = 1.5) -> list[dict]:
-    """Points grouped into compute budgets: sorted C is split wherever consecutive values
-    differ by more than a factor gap (budgets read off a figure scatter by a few percent);
-    a group spanning more than a factor spread is no budget and is dropped. run numbers the run
-    each point comes from (default: every point its own)."""
+def budget_profiles(C, N, loss, run=None, D=None, budget=None, gap: float = 1.25,
+                    spread: float = 1.5) -> list[dict]:
+    """Points grouped into compute budgets: sorted budget (the budget each point was trained to;
+    default C) is split wherever consecutive values differ by more than a factor gap (budgets
+    read off a figure scatter by a few percent); a group spanning more than a factor spread is no
+    budget and is dropped. A point keeps its own C (in the fit's convention, which may spread
+    within a budget: conventions other than the one the budgets were set in) and D (tokens;
+    default C/(6N)). run numbers the run each point comes from (default: every point its own)."""
+    C, N, loss = (np.asarray(x, float) for x in (C, N, loss))
     run = np.arange(len(C)) if run is None else np.asarray(run)
-    order = np.argsort(C)
-    breaks = np.nonzero(np.diff(np.log(C[order])) > np.log(gap))[0] + 1
-    groups = [g for g in np.split(order, breaks) if C[g].max() <= spread * C[g].min()]
-    return _with_enough_sizes([_profile(np.exp(np.log(C[g]).mean()), N[g], loss[g], run[g]) for g in groups])
+    D = laws.tokens_for_budget(C, N) if D is None else np.asarray(D, float)
+    budget = C if budget is None else np.asarray(budget, float)
+    order = np.argsort(budget)
+    breaks = np.nonzero(np.diff(np.log(budget[order])) > np.log(gap))[0] + 1
+    groups = [g for g in np.split(order, breaks) if budget[g].max() <= spread * budget[g].min()]
+    return _with_enough_sizes([_profile(budget[g], C[g], N[g], D[g], loss[g], run[g]) for g in groups])
 
 
 def _with_enough_sizes(profiles):
     return [p for p in profiles if len(np.unique(p["N"])) >= MIN_PROFILE_SIZES]
 
 
-def _profile(C, N, loss, run):
-    """One IsoFLOP profile sorted by N; run numbers the run (or point) each loss comes from."""
+def _profile(budget, C, N, D, loss, run):
+    """One IsoFLOP profile sorted by N: "budget" (FLOPs as the points were trained to) and "C" (in
+    the fit's convention) geometric means over its points, and each point's N, D (tokens), loss,
+    C ("C_each") and run (or point) number."""
     order = np.argsort(N)
-    N, loss, run = np.asarray(N, float)[order], np.asarray(loss, float)[order], np.asarray(run, int)[order]
-    return {"C": float(C), "N": N, "D": laws.tokens_for_budget(C, N), "loss": loss, "run": run}
+    N, D, C_each, loss = (np.asarray(x, float)[order] for x in (N, D, C, loss))
+    return {"budget": _geometric_mean(budget), "C": _geometric_mean(C_each), "N": N, "D": D, "C_each": C_each,
+            "loss": loss, "run": np.asarray(run, int)[order]}
+
+
+def _geometric_mean(x) -> float:
+    return float(np.exp(np.mean(np.log(x)))) if len(x) else float("nan")
+
+
+def at_optimum(profile: dict, N_opt: float) -> tuple[float, float]:
+    """C (in the fit's convention) and D (tokens) of a profile at N_opt, interpolated in log-log
+    between its points: C, the cost of the optimum's own N and D, is what an allocation law is
+    fitted against. A profile given only its C (a table's budget): C and C/(6·N_opt)."""
+    if "C_each" not in profile:
+        return profile["C"], float(laws.tokens_for_budget(profile["C"], N_opt))
+    return tuple(float(interp_loglog(N_opt, profile["N"], profile[key])) for key in ("C_each", "D"))
+
+
+PROFILE_SPREAD = 1.1  # a profile whose points' C differ by more than this is not IsoFLOP in the fit's count
+
+
+def budget_spread(profiles: list[dict]) -> float:
+    """The largest factor by which one profile's points' C differ (1 for profiles at one C each)."""
+    return max((p["C_each"].max() / p["C_each"].min() for p in profiles), default=1.0)
 
 
 def _curve_profiles(runs, n_budgets):
@@ -219,9 +259,10 @@ def _curve_profiles(runs, n_budgets):
         return []
     profiles = []
     for C in np.geomspace(lo, hi, n_budgets):
-        at_C = [(N, interp_loglog(C, c["flops"], c["loss"]), i) for i, (c, N) in enumerate(curves)]
-        at_C = [(N, float(l), i) for N, l, i in at_C if np.isfinite(l)]
-        profiles.append(_profile(C, *zip(*at_C)) if at_C else _profile(C, [], [], []))
+        at_C = np.array([(N, float(interp_loglog(C, c["flops"], c["loss"])),
+                          float(interp_loglog(C, c["flops"], c["tokens"])), i) for i, (c, N) in enumerate(curves)])
+        N, loss, D, run = at_C[np.isfinite(at_C[:, 1])].T
+        profiles.append(_profile(np.full(len(N), C), np.full(len(N), C), N, D, loss, run))
     return profiles
 
 
@@ -235,9 +276,9 @@ def isoflop_minimum(profile: dict, window: float = NEAR_MINIMUM) -> dict | None:
     """Chinchilla approach 2: the optimum of one IsoFLOP profile from the points near its lowest
     loss, a parabola of log-loss in log N over those within `window` of it (at least the lowest,
     its two neighbours and, where the profile has them, a fourth). A parabola over a whole wide profile is
-    pulled off the minimum by the far, overlarge and undertrained models. Returns N_opt,
-    D_opt = C/(6·N_opt), the loss there and what the vertex's uncertainty needs (see
-    optimum_variances); None when the lowest loss is at either end of the profile or the
+    pulled off the minimum by the far, overlarge and undertrained models. Returns N_opt, its
+    C and D_opt (at_optimum), the profile's budget, the loss there and what the vertex's
+    uncertainty needs (see optimum_variances); None when the lowest loss is at either end of the profile or the
     parabola opens downward (the budget's optimum was not bracketed)."""
     log_N, loss = np.log(profile["N"]), np.asarray(profile["loss"], float)
     low = int(np.argmin(loss))
@@ -254,9 +295,10 @@ def isoflop_minimum(profile: dict, window: float = NEAR_MINIMUM) -> dict | None:
     if not x.min() <= vertex <= x.max():
         return None
     N_opt = float(np.exp(log_N[low] + vertex))
+    C, D_opt = at_optimum(profile, N_opt)
     residuals = np.log(loss[near]) - np.polyval([a, b, c], x)
     design = np.vander(x, 3)
-    return {"C": profile["C"], "N_opt": N_opt, "D_opt": float(laws.tokens_for_budget(profile["C"], N_opt)),
+    return {"C": C, "budget": profile.get("budget", profile["C"]), "N_opt": N_opt, "D_opt": D_opt,
             "loss": float(np.exp(c - b * b / (4 * a))), "n_near": len(near),
             "parabola": {"center_log_N": float(log_N[low]), "coef": [float(a), float(b), float(c)],
                          "span_log_N": [float(log_N[near].min()), float(log_N[near].max())]},

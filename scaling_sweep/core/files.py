@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import fcntl
+import math
 import os
 import shutil
 import socket
 from contextlib import contextmanager
 from pathlib import Path
+
+import numpy as np
 
 
 class LockHeldError(Exception):
@@ -81,3 +84,25 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     else:
         path.unlink(missing_ok=True)
+
+
+NON_FINITE = {"nan": "NaN: not a number, undefined here (e.g. an interval the resamples cannot give)",
+              "inf": "Infinity: unbounded above (e.g. an interval open above)",
+              "-inf": "-Infinity: unbounded below (e.g. an interval open below)"}
+
+
+def strict_json(value, path: str = "") -> tuple[object, dict[str, str]]:
+    """value ready for strict JSON: numpy numbers and arrays as Python ones, and every non-finite
+    number (which JSON has no literal for) as None; with {dotted path of each None: what it was},
+    so that a file can say why a number is null."""
+    if isinstance(value, dict):
+        items = [(k, *strict_json(v, f"{path}.{k}" if path else str(k))) for k, v in value.items()]
+        return {k: v for k, v, _ in items}, {p: why for *_, reasons in items for p, why in reasons.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        items = [strict_json(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [v for v, _ in items], {p: why for _, reasons in items for p, why in reasons.items()}
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None, {path: NON_FINITE[str(value)]}
+    return value, {}

@@ -44,9 +44,9 @@ KAPLAN = {
 KAPLAN_BREAKDOWN_C_MIN = 1e4 * PF_DAY
 
 # Hoffmann et al. 2022, approach 3: eq. 2 with the constants of section 3.3. The text prints
-# alpha = 0.34 and beta = 0.28; these are the unrounded exponents of the paper's TeX source,
+# E = 1.69, alpha = 0.34 and beta = 0.28; these are the unrounded values of the paper's TeX source,
 # which Besiroglu et al. 2024 point out (the rounded ones bias the predictions).
-CHINCHILLA = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.3392, "beta": 0.2849}
+CHINCHILLA = {"E": 1.6934, "A": 406.4, "B": 410.7, "alpha": 0.3392, "beta": 0.2849}
 
 # Besiroglu et al. 2024 (Epoch AI, arXiv 2404.10102): approach 3 refitted to the data of
 # Chinchilla's figure 4
@@ -71,10 +71,11 @@ LAW_INFO = {
     "L_D": ("L = (D_c/D)^alpha_D", "Kaplan et al. 2020 eq. 1.2"),
     "L_Cmin": ("L = (C_c/C_min)^alpha_C", "Kaplan et al. 2020 eq. 1.3 (C_min: eq. 5.5)"),
     "L_C": ("L = (C_c/C)^alpha_C", "Kaplan et al. 2020 eq. 3.3 (fixed batch size, not C_min)"),
-    "L_ND": ("L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D", "Kaplan et al. 2020 eq. 1.5"),
+    "L_ND": ("L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D",
+             "Kaplan et al. 2020 eq. 1.5: a dataset of D unique tokens, early-stopped"),
     "L_NS": ("L = (N_c/N)^alpha_N + (S_c/S_min)^alpha_S", "Kaplan et al. 2020 eq. 1.6"),
     "B_crit": ("B_crit = B_star / L^(1/alpha_B)", "Kaplan et al. 2020 eq. 1.4, 5.1"),
-    "chinchilla": ("L = E + A/N^alpha + B/D^beta", "Hoffmann et al. 2022 eq. 2 (approach 3)"),
+    "chinchilla": ("L = E + A/N^alpha + B/D^beta", "Hoffmann et al. 2022 eq. 2 (approach 3): D tokens seen"),
     "N_opt": ("N_opt = N_coef * (C/PF-day)^exponent", "Kaplan et al. 2020 eq. 1.7; Hoffmann et al. 2022 approach 2"),
     "D_opt": ("D_opt = D_coef * (C/PF-day)^exponent", "Hoffmann et al. 2022 approach 2"),
     "N_opt_frontier": ("N = N_coef * (C/PF-day)^exponent on the compute frontier",
@@ -211,20 +212,28 @@ def loss_nd_optimal(C, N_c, D_c, alpha_N, alpha_D):
     return N_opt, tokens_for_budget(C, N_opt)
 
 
-def _loss_at_budget(C, N, N_c, S_c, alpha_N, alpha_S, B_star, alpha_B):
-    """Loss of an N-parameter model given C FLOPs at the critical batch: solves
-    L = L(N, S_min) with S_min = C / (6·N·B_crit(L)) (eq. 1.4, 1.6; section 6.1)."""
+def loss_single_pass(N, D, N_c, S_c, alpha_N, alpha_S, B_star, alpha_B, B_over_B_crit=1.0):
+    """Loss of an N-parameter model after one pass over D tokens at a batch B = B_over_B_crit·B_crit:
+    L = L(N, S_min) (eq. 1.6) with S = D/B steps and S_min = S/(1 + B_crit(L)/B) (eq. 5.4), that is
+    S_min = D/((1 + B/B_crit)·B_crit(L)) with B_crit(L) of eq. 1.4, solved for L. At B = B_crit
+    (the default, as Kaplan's compute-efficient training runs) S_min = D/(2·B_crit(L)); at
+    B << B_crit, D/B_crit(L). Not eq. 1.5, which is the loss of a dataset of D tokens trained with
+    early stopping (as many passes as help). Element-wise over arrays (constants too)."""
+    N, D = np.asarray(N, dtype=float), np.asarray(D, dtype=float)
 
-    def gap(log_L):
-        L = np.exp(log_L)
-        S_min = C / (6.0 * N * critical_batch(L, B_star, alpha_B))
-        return log_L - np.log(loss_ns(N, S_min, N_c, S_c, alpha_N, alpha_S))
+    def rhs(log_L):
+        S_min = D / ((1.0 + B_over_B_crit) * critical_batch(np.exp(log_L), B_star, alpha_B))
+        return np.log(loss_ns(N, S_min, N_c, S_c, alpha_N, alpha_S))
 
-    # The right-hand side falls as L grows, so the root is unique; bracket generously.
-    from scipy.optimize import brentq  # loaded here: training imports laws and needs no scipy
-
-    floor = np.log(loss_n(N, N_c, alpha_N))
-    return float(np.exp(brentq(gap, floor, floor + 50.0)))
+    # log L - rhs(log L) rises with L (a larger L means a smaller B_crit, more S_min, a lower
+    # L(N, S_min)), so the root is unique: bisection from L(N) = L(N, S_min -> inf) up
+    lo = np.log(loss_n(N, N_c, alpha_N)) + 0.0 * D
+    hi = lo + 50.0
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        above = mid > rhs(mid)
+        lo, hi = np.where(above, lo, mid), np.where(above, mid, hi)
+    return np.exp((lo + hi) / 2)
 
 
 def loss_ns_optimal(C_min, N_c, S_c, alpha_N, alpha_S, B_star, alpha_B):
@@ -237,8 +246,10 @@ def loss_ns_optimal(C_min, N_c, S_c, alpha_N, alpha_S, B_star, alpha_B):
     C_min = np.atleast_1d(np.asarray(C_min, dtype=float))
     N_opt = np.empty_like(C_min)
     for i, C in enumerate(C_min):
-        def loss_at(log_N):
-            return _loss_at_budget(C, np.exp(log_N), N_c, S_c, alpha_N, alpha_S, B_star, alpha_B)
+        def loss_at(log_N):  # C_min spent at B << B_crit: D = C_min/(6N) tokens
+            N = np.exp(log_N)
+            return float(loss_single_pass(N, tokens_for_budget(C, N), N_c, S_c, alpha_N, alpha_S, B_star, alpha_B,
+                                          B_over_B_crit=0.0))
         # the optimum lies well inside "one step at B_crit" to "a 1-token model"
         hi = np.log(C / (6.0 * B_star))
         N_opt[i] = np.exp(minimize_scalar(loss_at, bounds=(0.0, hi), method="bounded",

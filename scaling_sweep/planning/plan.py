@@ -31,6 +31,7 @@ from scaling_sweep.analysis.runs import SweepError, read_sweep
 from scaling_sweep.core import accounting, hardware_peaks, laws
 from scaling_sweep.core.config import ModelConfig
 from scaling_sweep.core.errors import UserError, entry_point
+from scaling_sweep.core.files import strict_json
 from scaling_sweep.core.runfiles import SUMMARY_FILE
 
 
@@ -80,6 +81,11 @@ class Law:
     limit: ExtrapolationLimit | None = None
     # constant -> its bootstrap resamples (aligned arrays), from a fit
     samples: dict = field(default_factory=dict, compare=False)
+    # the question its L(N, D) answers: a key of TOKENS_ARE (D tokens seen once, or a dataset of D
+    # tokens early-stopped), and in words, with the equations
+    answers: str = "seen-once"
+    answers_how: str = "D tokens seen once, a single pass"
+    tokenizer: str | None = None  # a fit's: its loss is in nats per token of this tokenizer (None: not stated)
 
     def loss(self, N, D):
         return self.loss_formula(N, D, **self.loss_params)
@@ -111,13 +117,27 @@ BATCH_REGIMES = {
     "small": (0.0, "the budget C is spent training at a batch B << B_crit, so C_min = C/(1 + B/B_crit) ≈ C "
                    "(eq. 5.5)"),
 }
+# What D means in the question --params N --tokens D (and --target-loss with --params): tokens trained on
+# once, or a dataset of D unique tokens trained on with early stopping (as many passes as help)
+TOKENS_ARE = {
+    "seen-once": "D tokens seen once, a single pass",
+    "a-dataset": "a dataset of D tokens, early-stopped, as many passes as lower the loss",
+}
 KAPLAN_SOURCE = ("Kaplan et al. 2020: compute-optimal loss L(C_min) = (3.1e8 PF-days/C_min)^0.050 (eq. 1.3, "
                  "Table 5); N_opt = 1.3e9·(C_min/PF-day)^0.73 (eq. 1.7 / 6.1, Table 6); the loss of a given N "
-                 "and D: eq. 1.5 with the eq. 1.1-1.2 constants (Table 5)")
+                 "and D: {loss}")
+KAPLAN_LOSS = {
+    "seen-once": "one pass over D tokens, L(N, S_min) (eq. 1.6, Table 2's constants) after D/B steps at a batch "
+                 "{batch} (eq. 1.4), S_min = D/((1 + B/B_crit)·B_crit(L)) (eq. 5.4)",
+    "a-dataset": "eq. 1.5 with the eq. 1.1-1.2 constants (Table 5), the loss of a dataset of D tokens trained "
+                 "with early stopping",
+}
 
 
-def kaplan_law(batch_regime: str = "critical") -> Law:
-    """Kaplan et al. 2020 for a budget spent in one of BATCH_REGIMES."""
+def kaplan_law(batch_regime: str = "critical", tokens_are: str = "seen-once") -> Law:
+    """Kaplan et al. 2020 for a budget spent in one of BATCH_REGIMES, its loss of a given N and D
+    for the question TOKENS_ARE names: one pass over D tokens at that batch regime (eq. 1.6 with
+    eq. 5.4), or a dataset of D tokens early-stopped (eq. 1.5)."""
     if batch_regime not in BATCH_REGIMES:
         raise PlanError(f"batch regime {batch_regime!r}: not one of {', '.join(BATCH_REGIMES)}")
     ratio, assumption = BATCH_REGIMES[batch_regime]
@@ -125,28 +145,39 @@ def kaplan_law(batch_regime: str = "critical") -> Law:
     limit = ExtrapolationLimit(f"Kaplan et al. 2020 section 6.3: the laws break down before C_min reaches "
                                f"C* ≈ 1e4 PF-days, where L(C_min) would cross L(D); here C_min = {c_min}",
                                C=laws.KAPLAN_BREAKDOWN_C_MIN * (1.0 + ratio))
-    return Law("kaplan", KAPLAN_SOURCE, laws.loss_nd, laws.KAPLAN["L_ND"],
+    batch = "B = B_crit(L)" if ratio == 1 else "B << B_crit(L)"
+    if tokens_are == "seen-once":
+        formula, constants = partial(laws.loss_single_pass, B_over_B_crit=ratio), {**laws.KAPLAN["L_NS"],
+                                                                                   **laws.KAPLAN["B_crit"]}
+        how = f"{TOKENS_ARE[tokens_are]}: L(N, S_min) at {batch} (eq. 1.6, 5.4; --batch-regime {batch_regime})"
+    else:
+        formula, constants = laws.loss_nd, laws.KAPLAN["L_ND"]
+        how = f"{TOKENS_ARE[tokens_are]}: eq. 1.5"
+    source = KAPLAN_SOURCE.format(loss=KAPLAN_LOSS[tokens_are].format(batch=batch))
+    return Law("kaplan", source, formula, constants,
                laws.kaplan_optimal, {**laws.KAPLAN["N_opt"], "B_over_B_crit": ratio},
                compute_optimal_loss=partial(laws.kaplan_compute_efficient_loss, **laws.KAPLAN["L_Cmin"],
                                             B_over_B_crit=ratio),
-               assumption=assumption, limit=limit)
+               assumption=assumption, limit=limit, answers=tokens_are, answers_how=how)
 
 
 # Hoffmann et al. 2022's data reach Gopher's 5.76e23 FLOPs (laws.CHINCHILLA_LARGEST_BUDGET)
 CHINCHILLA_LIMIT = ExtrapolationLimit(f"{EXTRAPOLATION_FACTOR:g}x Hoffmann et al. 2022's largest budget, "
                                       f"Gopher's {laws.CHINCHILLA_LARGEST_BUDGET:.3g} FLOPs",
                                       C=EXTRAPOLATION_FACTOR * laws.CHINCHILLA_LARGEST_BUDGET)
+# Hoffmann et al. 2022 trained every model on under one epoch of MassiveText (section 3): eq. 2's D is tokens seen
+HOFFMANN_ANSWERS = f"{TOKENS_ARE['seen-once']}: eq. 2 (Hoffmann et al.'s runs saw their tokens under once)"
 PUBLISHED_LAWS = {
     "kaplan": kaplan_law(),
     "chinchilla": Law("chinchilla", "Hoffmann et al. 2022: loss E + A/N^alpha + B/D^beta (eq. 2, approach 3; "
                       "section 3.3's constants with the unrounded exponents alpha 0.3392, beta 0.2849 of the "
                       "paper's source); 20 tokens per parameter (approaches 1-2)",
                       laws.chinchilla_loss, laws.CHINCHILLA, laws.tokens_per_param_optimal, {},
-                      params_convention="total", limit=CHINCHILLA_LIMIT),
+                      params_convention="total", limit=CHINCHILLA_LIMIT, answers_how=HOFFMANN_ANSWERS),
     "epoch": Law("epoch", "Besiroglu et al. 2024 (Epoch AI): Chinchilla's approach 3 refitted to the data of its "
                  "figure 4; N_opt minimises that loss under C = 6ND",
                  laws.chinchilla_loss, laws.EPOCH_REPLICATION, laws.chinchilla_optimal, laws.EPOCH_REPLICATION,
-                 params_convention="total", limit=CHINCHILLA_LIMIT),
+                 params_convention="total", limit=CHINCHILLA_LIMIT, answers_how=HOFFMANN_ANSWERS),
 }
 
 # planner law name -> (key in fits.json, loss formula, allocation at that formula's minimum under C = 6ND).
@@ -154,6 +185,13 @@ PUBLISHED_LAWS = {
 FITTED_FORMS = {
     "chinchilla": ("chinchilla", laws.chinchilla_loss, laws.chinchilla_optimal),
     "kaplan": ("L_ND", laws.loss_nd, laws.loss_nd_optimal),
+}
+# The question a fitted L(N, D) answers (TOKENS_ARE), by what analyze fitted it to
+FITTED_ANSWERS = {
+    "chinchilla": ("seen-once", f"{TOKENS_ARE['seen-once']}: eq. 2 fitted to the sweep's losses at the tokens "
+                                "its runs trained on"),
+    "kaplan": ("a-dataset", f"{TOKENS_ARE['a-dataset']}: eq. 1.5 fitted to the early-stopped losses of the sweep's "
+                            "data-limited runs, D their unique tokens"),
 }
 READABLE_FITS_VERSIONS = range(1, laws.FITS_SCHEMA_VERSION + 1)  # version 1: no samples, no fit_range
 
@@ -190,7 +228,8 @@ def read_fits(path, names: list[str] | None = None) -> dict[str, Law]:
             keys = ", ".join(key for key, *_ in FITTED_FORMS.values())
             raise PlanError(f"{path}: holds none of the laws the planner uses ({keys})")
     params_convention = _fitted_params_convention(path, data)
-    return {name: _fitted_law(path, fitted, name, params_convention) for name in names}
+    tokenizer = data.get("tokenizer") if isinstance(data.get("tokenizer"), str) else None
+    return {name: replace(_fitted_law(path, fitted, name, params_convention), tokenizer=tokenizer) for name in names}
 
 
 def _fitted_params_convention(path, data: dict) -> str:
@@ -223,9 +262,10 @@ def _fitted_law(path, fitted: dict, name: str, params_convention: str) -> Law:
     params = {p: float(entry[p]) for p in wanted}
     # analyze's warning (e.g. a floor fitted to zero) travels with the law into every plan's source line
     warning = f"; fit warning: {entry['warning']}" if entry.get("warning") else ""
+    answers, how = FITTED_ANSWERS[name]
     return Law(f"fit:{name}", f"{path} [{key}]{warning}", formula, params, allocation, params, params_convention,
                limit=_fit_limit(path, key, entry.get("fit_range")),
-               samples=_samples(path, key, entry.get("samples"), wanted))
+               samples=_samples(path, key, entry.get("samples"), wanted), answers=answers, answers_how=how)
 
 
 def _samples(path, key: str, value, constants: list[str]) -> dict[str, np.ndarray]:
@@ -270,9 +310,11 @@ def _pair(path, key: str, name: str, value) -> tuple[float, float]:
     return lo, hi
 
 
-def select_laws(spec: str = "all", fit_path=None, batch_regime: str = "critical") -> dict[str, Law]:
+def select_laws(spec: str = "all", fit_path=None, batch_regime: str = "critical",
+                tokens_are: str = "seen-once") -> dict[str, Law]:
     """Laws named in a comma-separated spec ("all", "kaplan,chinchilla"), published or from a fit;
-    Kaplan's published law for a budget spent in batch_regime (BATCH_REGIMES)."""
+    Kaplan's published law for a budget spent in batch_regime (BATCH_REGIMES), its L(N, D) for the
+    question tokens_are names (TOKENS_ARE)."""
     known = FITTED_FORMS if fit_path else PUBLISHED_LAWS
     names = None if spec == "all" else [n.strip() for n in spec.split(",")]
     unknown = [n for n in names or [] if n not in known]
@@ -281,7 +323,7 @@ def select_laws(spec: str = "all", fit_path=None, batch_regime: str = "critical"
         raise PlanError(f"--law {','.join(unknown)}: not among {source}: {', '.join(known)}")
     if fit_path:
         return read_fits(fit_path, names)
-    published = PUBLISHED_LAWS | {"kaplan": kaplan_law(batch_regime)}
+    published = PUBLISHED_LAWS | {"kaplan": kaplan_law(batch_regime, tokens_are)}
     return {name: published[name] for name in names or PUBLISHED_LAWS}
 
 
@@ -389,10 +431,11 @@ def _percentiles(values) -> list[float] | None:
 
 
 def inference_alternative(plan: Plan, inference_tokens: float | None = None) -> Plan | None:
-    """A smaller model trained on more tokens to the L(N, D) of plan's N and D (for Kaplan that is
-    eq. 1.5, which relates N and D; his compute-optimal L(C_min) does not). With inference_tokens
-    (tokens served over the model's life) the size minimising training + inference FLOPs between
-    N/1000 and N; without, half the plan's N. None where the law says that size never reaches the loss."""
+    """A smaller model trained on more tokens to the L(N, D) of plan's N and D (for Kaplan the loss
+    of the question --tokens-are names, which relates N and D; his compute-optimal L(C_min) does
+    not). With inference_tokens (tokens served over the model's life) the size minimising
+    training + inference FLOPs between N/1000 and N; without, half the plan's N. None where the
+    law says that size never reaches the loss."""
     target = float(plan.law.loss(plan.N, plan.D))
     if inference_tokens is None:
         N = plan.N / 2
@@ -565,6 +608,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--params", type=positive, metavar="N",
                    help="parameters, read in each law's own convention (with --tokens or --target-loss)")
     q.add_argument("--tokens", type=positive, metavar="D", help="training tokens: with --params, predict the loss")
+    q.add_argument("--tokens-are", choices=TOKENS_ARE, default="seen-once",
+                   help="what --tokens D is: seen-once (default), D tokens trained on once, a single pass: Kaplan's "
+                        "L(N, S_min) at the --batch-regime (eq. 1.6 with 5.4); or a-dataset, a dataset of D tokens "
+                        "trained on with early stopping (many passes if they help): Kaplan's eq. 1.5")
     q.add_argument("--target-loss", type=positive, metavar="L",
                    help="nats/token: tokens needed at --params, or (alone) the smallest compute")
     q.add_argument("--shape", type=positive, metavar="N", help="model shapes for N parameters (--shape-convention)")
@@ -573,9 +620,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="all, or a comma-separated list: kaplan, chinchilla, epoch (default all)")
     g.add_argument("--fit", metavar="FITS_JSON",
                    help="use a sweep's runs/<sweep>/analysis/fits.json instead of the published laws")
+    g.add_argument("--loss-tokenizer", metavar="NAME",
+                   help="with --fit: the tokenizer whose nats/token --target-loss (and the answer) is in; a fit of "
+                        "another tokenizer is refused (needed with --target-loss)")
+    g.add_argument("--allow-other-units", action="store_true",
+                   help="with --fit: plan even where the fit's tokenizer is not --loss-tokenizer")
     g.add_argument("--batch-regime", choices=BATCH_REGIMES, default="critical",
-                   help="Kaplan: the batch the budget is spent at: critical (B ≈ B_crit, C = 2·C_min; default) "
-                        "or small (B << B_crit, C ≈ C_min)")
+                   help="Kaplan: the batch the budget (or the single pass over --tokens) is spent at: critical "
+                        "(B ≈ B_crit, C = 2·C_min; default) or small (B << B_crit, C ≈ C_min)")
     c = p.add_argument_group("cost")
     c.add_argument("--device", help=f"device for GPU-hours: {', '.join(DEVICE_PEAKS)}")
     c.add_argument("--peak", type=positive, metavar="FLOP/S", help="device peak FLOP/s instead of --device")
@@ -630,7 +682,8 @@ def answer(args) -> dict:
                             f"in {args.aspect[0]:g}-{args.aspect[1]:g} is that small; lower --head-dim or --aspect")
         return {"question": kind, "N_target": args.shape, "params_convention": args.shape_convention,
                 "shapes": [s.as_dict(args.shape, args.shape_convention) for s in shapes]}
-    chosen = select_laws(args.law, args.fit, args.batch_regime)
+    chosen = select_laws(args.law, args.fit, args.batch_regime, args.tokens_are)
+    check_units(chosen, args)
     throughput = throughput_from(args)
     compute = parse_compute(" ".join(args.compute)) if args.compute else None
     inputs = {"compute_flops": compute, "N": args.params, "D": args.tokens, "target_loss": args.target_loss}
@@ -638,10 +691,28 @@ def answer(args) -> dict:
               "laws": {}}
     for law in chosen.values():
         plan = _plan(kind, law, args, compute)
-        result["laws"][law.name] = _law_entry(plan, args, throughput) | _law_notes(law, plan)
+        result["laws"][law.name] = _law_entry(plan, args, throughput) | _law_notes(law, plan, kind, args.tokens_are)
     if throughput:
         result["throughput"] = {"flops_per_s": throughput.flops_per_s, "source": throughput.source}
     return result
+
+
+def check_units(chosen: dict[str, Law], args) -> None:
+    """A fit's losses are in nats per token of its sweep's tokenizer, and those of different
+    tokenizers do not compare: refuse a fit whose tokenizer is not the question's (--loss-tokenizer;
+    with --target-loss it must be stated) unless --allow-other-units."""
+    if args.allow_other_units:
+        return
+    for law in chosen.values():
+        if law.tokenizer is None or args.loss_tokenizer == law.tokenizer:
+            continue
+        if args.loss_tokenizer is not None:
+            raise PlanError(f"{law.name} is in nats per {law.tokenizer} token, the question in nats per "
+                            f"{args.loss_tokenizer} token: losses of different tokenizers do not compare "
+                            "(--allow-other-units to plan anyway)")
+        if args.target_loss is not None:
+            raise PlanError(f"--target-loss {args.target_loss:g}: {law.name} is in nats per {law.tokenizer} token; "
+                            f"say the target's units with --loss-tokenizer {law.tokenizer} (or --allow-other-units)")
 
 
 def _plan(kind: str, law: Law, args, compute: float | None) -> Plan | None:
@@ -669,14 +740,26 @@ def _law_entry(plan: Plan | None, args, throughput: Throughput | None) -> dict:
     return entry
 
 
-def _law_notes(law: Law, plan: Plan | None) -> dict:
+GIVEN_N_AND_D = ("predict_loss", "tokens_for_loss")  # the questions whose D the user states
+
+
+def _law_notes(law: Law, plan: Plan | None, kind: str, tokens_are: str) -> dict:
     """What the entry rests on: the law's source, its parameter convention, its interval, the
-    assumption a compute-optimal plan makes, and any warning."""
+    assumption a compute-optimal plan makes, the question its L(N, D) answers, and any warning
+    (one where that is not the question asked)."""
     notes = {"params_convention": law.params_convention, "source": law.source, "interval": law.interval}
+    if law.tokenizer:
+        notes["loss_units"] = f"nats per {law.tokenizer} token (the fit's tokenizer)"
     if law.assumption and plan and plan.budget is not None:
         notes["assumption"] = law.assumption
-    warning = law.limit.warning(plan.N, plan.D, plan.flops) if law.limit and plan else None
-    return notes | {"warnings": [warning] if warning else []}
+    warnings = [law.limit.warning(plan.N, plan.D, plan.flops) if law.limit and plan else None]
+    if kind in GIVEN_N_AND_D:
+        notes["answers"] = law.answers_how
+        if law.answers != tokens_are:
+            bound = "upper" if law.answers == "seen-once" else "lower"  # more passes, early-stopped, only help
+            warnings.append(f"its loss answers {TOKENS_ARE[law.answers]}, not the question asked "
+                            f"({TOKENS_ARE[tokens_are]}, --tokens-are {tokens_are}): for that, a {bound} bound")
+    return notes | {"warnings": [w for w in warnings if w]}
 
 
 def _shapes(n_params: float, convention: str, args, count: int = 5) -> list[Shape]:
@@ -698,8 +781,10 @@ def _alternative_entry(plan: Plan, alternative: Plan | None, inference_tokens, t
 
 HEADINGS = {
     "compute_optimal": "Compute-optimal plans for C = {compute_flops:.4g} FLOPs ({pf_days:.4g} PF-days)",
-    "predict_loss": "Predicted loss of N = {N:.4g} parameters (each law's convention) trained on D = {D:.4g} tokens",
-    "tokens_for_loss": "Tokens for N = {N:.4g} parameters (each law's convention) to reach {target_loss:g} nats/token",
+    "predict_loss": "Predicted loss of N = {N:.4g} parameters (each law's convention) trained on D = {D:.4g} tokens "
+                    "({tokens_are})",
+    "tokens_for_loss": "Tokens for N = {N:.4g} parameters (each law's convention) to reach {target_loss:g} nats/token "
+                       "({tokens_are})",
     "compute_for_loss": "Smallest compute whose compute-optimal plan reaches {target_loss:g} nats/token",
 }
 
@@ -738,13 +823,16 @@ def render(result: dict, args) -> str:
     headers += ["GPU-hours"] if with_hours else []
     inputs = result["inputs"]
     pf_days = accounting.pf_days(inputs.get("compute_flops", 0.0))
-    lines = [HEADINGS[result["question"]].format(**inputs, pf_days=pf_days), ""]
+    heading = HEADINGS[result["question"]].format(**inputs, pf_days=pf_days, tokens_are=TOKENS_ARE[args.tokens_are])
+    lines = [heading, ""]
     lines.append(_table(headers, [_plan_row(name, e, with_hours) for name, e in result["laws"].items()]))
     if result["question"] in ("compute_optimal", "compute_for_loss"):
         lines += ["", "D = C/(6·N_opt): every plan spends exactly its budget."]
         lines += [f"{name} assumes {e['assumption']} (--batch-regime chooses)." for name, e in result["laws"].items()
                   if "assumption" in e]
         lines += _render_plan_shapes(result, args) + _render_alternatives(result, args.inference_tokens)
+    lines += [f"{name}'s loss answers {e['answers']}." for name, e in result["laws"].items() if "answers" in e]
+    lines += [f"{name}: loss in {e['loss_units']}." for name, e in result["laws"].items() if "loss_units" in e]
     sources = [f"{name}: {e['source']}" for name, e in result["laws"].items()]
     lines += ["", *_render_notes(result), CONVENTIONS, *sources]
     return "\n".join(lines)
@@ -794,8 +882,8 @@ def _render_alternatives(result: dict, inference_tokens: float | None) -> list[s
     lines = ["", f"Inference-optimal alternative: a smaller model to the same L(N, D) ({size}):"]
     lines += ["", _table(headers, rows)] if rows else []
     if never:
-        lines += ["", f"None for {', '.join(never)}: by the law's L(N, D) (Kaplan: eq. 1.5) no model of that size "
-                      "reaches the L(N, D) of the plan's N and D."]
+        lines += ["", f"None for {', '.join(never)}: by the law's L(N, D) (Kaplan: of the --tokens-are question) no "
+                      "model of that size reaches the L(N, D) of the plan's N and D."]
     if cheaper:
         lines += ["", f"Negative extra C ({', '.join(cheaper)}): the law's loss formula puts its minimum for this "
                      "budget at a smaller N than its allocation rule does."]
@@ -813,20 +901,9 @@ def _render_shapes(result: dict) -> str:
                                            "d_model/n_layer"], rows)])
 
 
-def _json_ready(value):
-    """NaN and inf (a fit may hold a NaN CI) as null, so the output is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    return value
-
-
 @entry_point("plan")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     result = answer(args)
-    print(json.dumps(_json_ready(result), indent=2) if args.json else render(result, args))
+    print(json.dumps(strict_json(result)[0], indent=2, allow_nan=False) if args.json else render(result, args))
     return 0

@@ -99,7 +99,7 @@ def build_run(cfg: RunConfig, run_dir: Path, dist: distributed.DistInfo) -> Trai
         cfg.model, vocab, cfg.optim, peak_lr, device=device, dtype=dtype,
         compile_model=hardware.resolve_compile(cfg.train.compile, device),
         micro_batch_size=cfg.train.micro_batch_size, seed=cfg.train.seed, dist=dist)
-    total_steps = budget.planned_steps(cfg, counts.non_embedding)
+    total_steps = budget.planned_steps(cfg, counts.non_embedding, counts.total)
     return TrainingRun(
         cfg=cfg,
         run_dir=run_dir,
@@ -195,7 +195,7 @@ def stop_reason(run: TrainingRun, state: LoopState) -> str | None:
     if train.max_tokens is not None and state.tokens >= train.max_tokens:
         return "max_tokens"
     if train.stop_at == "compute_optimal":
-        tokens, reason = budget.stop_tokens(run.counts.non_embedding, train.compute_budget)
+        tokens, reason = budget.stop_tokens(run.counts.non_embedding, train.compute_budget, n_total=run.counts.total)
         if state.tokens >= tokens:
             return reason
     if train.compute_budget is not None and run.flops(state.tokens) >= train.compute_budget:

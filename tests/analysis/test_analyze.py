@@ -8,7 +8,7 @@ import pytest
 from conftest import REFERENCE, width_against_epoch
 from synthetic_sweep import TRUTH, run_specs, write_synthetic_sweep
 
-from scaling_sweep.analysis import analyze, fit, points, runs
+from scaling_sweep.analysis import analyze, conventions, fit, points, runs
 from scaling_sweep.core.laws import EPOCH_REPLICATION, chinchilla_loss, critical_batch
 from scaling_sweep.core.runfiles import RunSummary
 from scaling_sweep.planning import plan
@@ -203,3 +203,79 @@ def test_wsd_cooldown_branches_give_the_isoflop_profiles():
     profiles, source = points.isoflop_profiles(sweep)
     assert [p["C"] for p in profiles] == pytest.approx(budgets) and "cooldown" in source
     assert all(len(p["N"]) == 4 and sorted(p["run"]) == [0, 1, 2, 3] for p in profiles)
+
+
+def epoch_isoflop_runs(budgets=np.geomspace(1e17, 1e19, 5), vocab=50257, n_ctx=1024):
+    """Ten GPT shapes (aspect 64, head dim 64) trained under wsd to five cooldown budgets each, counted
+    as training counts them (6·N·tokens, N non-embedding), with Epoch's law in total parameters and
+    tokens seen as their loss (noise-free)."""
+    sweep = []
+    for d_model in np.geomspace(128, 1536, 10).round(-1).astype(int):
+        n_layer = max(1, d_model // 64)
+        N = 12 * n_layer * d_model**2
+        N_total = N + (2 * vocab + n_ctx) * d_model
+        cooldowns = [{"step": 1, "tokens": C / (6 * N), "flops": C,
+                      "val_loss": chinchilla_loss(N_total, C / (6 * N), **EPOCH_REPLICATION)} for C in budgets]
+        summary = RunSummary(status="completed", stop_reason="max_steps", N=N, N_total=N_total,
+                             flops_per_token_kaplan_6N=6.0 * N, tokens=int(budgets[-1] / (6 * N)),
+                             flops_per_token_exact=6.0 * N_total + 12 * n_layer * n_ctx * d_model,
+                             cooldowns=cooldowns)
+        sweep.append(runs.Run(f"d{d_model}", Path("."), summary, {"tokens": np.array([])}))
+    return sweep
+
+
+@pytest.mark.parametrize("convention", conventions.ALL, ids=lambda c: c.key)
+def test_profiles_stay_whole_in_every_convention_and_approach_3_recovers_epochs_law(convention):
+    """A point keeps the budget it was trained to as its profile, with D its tokens, whatever N and C
+    count: every point of every profile stays, and approach 3 fitted in total parameters recovers
+    Epoch's alpha and beta (grouped by converted C, total/6N kept 12 of the 50 points and fitted alpha 0.417)."""
+    sweep = [convention.apply(r) for r in epoch_isoflop_runs()]
+    profiles, _ = points.isoflop_profiles(sweep)
+    assert len(profiles) == 5 and sum(len(p["N"]) for p in profiles) == 50
+    np.testing.assert_allclose([p["budget"] for p in profiles], np.geomspace(1e17, 1e19, 5), rtol=1e-9)
+    per_token = np.array([convention.flops_per_token(r) for r in sweep])  # the runs are in order of N
+    for p in profiles:  # each point's own C in the convention, its own tokens as D
+        np.testing.assert_allclose(p["C_each"], per_token * p["D"], rtol=1e-12)
+    if convention.params == "total":
+        N, D, loss = (np.concatenate([p[k] for p in profiles]) for k in ("N", "D", "loss"))
+        chinchilla = fit.fit_chinchilla(N, D, loss, n_boot=0, starts=fit.CHINCHILLA_GRID[::25])
+        for name in ("alpha", "beta", "E"):
+            assert chinchilla.params[name] == pytest.approx(EPOCH_REPLICATION[name], rel=1e-3), name
+    spread = points.budget_spread(profiles)
+    assert spread == pytest.approx(1.0, abs=1e-9) if convention.key == "non_embedding/6N" else spread > 1.5
+
+
+def test_the_demo_sweeps_profiles_are_its_budgets_under_every_convention():
+    """The real demo (5 budgets by wsd cooldowns): the same 25 points in the same profiles however N and C
+    are counted, so approach 2 finds its minima and approach 3 its points under all four conventions."""
+    demo = runs.read_sweep(Path(__file__).parents[1] / "fixtures" / "demo_sweep").usable()
+    headline, _ = points.isoflop_profiles(demo)
+    assert [len(p["N"]) for p in headline] == [4, 5, 5, 6, 5]
+    for convention in conventions.ALL:
+        profiles, _ = points.isoflop_profiles([convention.apply(r) for r in demo])
+        for key in ("budget", "D", "loss", "run"):
+            np.testing.assert_allclose([np.mean(p[key]) for p in profiles], [np.mean(p[key]) for p in headline])
+        minima = [m for m in map(points.isoflop_minimum, profiles) if m is not None]
+        assert len(minima) >= 3, convention.key
+        # approach 2's C is what the optimum costs in this convention: its budget as trained, more when counted
+        # with embeddings or exactly
+        ratio = np.array([m["C"] / m["budget"] for m in minima])
+        assert np.all(ratio > 1.01) if convention != conventions.HEADLINE else np.allclose(ratio, 1, rtol=1e-3)
+
+
+def test_fits_json_is_strict_json_with_a_reason_for_each_null(tmp_path):
+    result = analyze.Analysis("hand", {"tokenizer": "byte", "n_ctx": 32})
+    FIT = {"E": 1.8, "A": 480.0, "B": 2100.0, "alpha": 0.35, "beta": 0.37}
+    samples = {k: np.array([v, v * 1.01, np.nan]) for k, v in FIT.items()}
+    result.fits["chinchilla"] = fit.Fit("chinchilla", FIT, {"alpha": (0.3, np.inf), "E": (np.nan, np.nan)}, 30,
+                                        samples=samples, extra={"points": "hand"})
+    payload = analyze.fits_json(result)
+    text = json.dumps(payload, allow_nan=False)  # raises on NaN or Infinity
+    law = json.loads(text)["laws"]["chinchilla"]
+    assert law["ci"]["alpha"] == [0.3, None] and law["ci"]["E"] == [None, None]
+    assert payload["non_finite"]["laws.chinchilla.ci.alpha[1]"].startswith("Infinity: unbounded above")
+    assert payload["non_finite"]["laws.chinchilla.samples.beta[2]"].startswith("NaN")
+    path = tmp_path / "fits.json"
+    path.write_text(text)
+    planned = plan.read_fits(path, ["chinchilla"])["chinchilla"]  # readers take null samples as NaN
+    assert planned.loss_params["alpha"] == 0.35 and np.isnan(planned.samples["alpha"][2])

@@ -155,9 +155,10 @@ def test_held_out_check_predicts_the_largest_model():
     N = np.geomspace(1e5, 1e9, 9)
     loss = laws.loss_n(N, **laws.KAPLAN["L_N"])
     check = fit.held_out_check(fit.fit_power_law, [N], loss)
-    assert check["held_out_from"] == pytest.approx(1e9)
-    assert check["n_held_out"] == 1 and check["n_fit"] == 8
+    assert check["held_out_from"] == pytest.approx(N[-2])  # the two largest sizes
+    assert check["n_held_out"] == check["sizes_held_out"] == 2 and check["n_fit"] == 7
     assert check["max_abs_rel_error"] < 1e-9
+    assert fit.held_out_check(fit.fit_power_law, [N[:5]], loss[:5])["sizes_held_out"] == 1  # 4 left to fit
 
 
 def test_lbfgs_batch_solves_independent_quadratics():

@@ -76,3 +76,50 @@ def test_a_law_holds_when_its_held_out_error_is_small_and_its_exponents_determin
     assert report.verdict(power_fit(ci=(0.05, np.inf)))[0] == "does not hold"
     assert report.verdict(power_fit(floor_vanished=True))[0] == "does not hold"
     assert report.verdict(power_fit(error=None)) == ("not tested", ["no held-out check: too few sizes"])
+
+
+def exponent_fit(value, ci, law="chinchilla", name="alpha", **extra) -> fit.Fit:
+    return fit.Fit(law, {name: value}, {name: ci}, 20, extra={"held_out": {"mean_abs_rel_error": 0.004}, **extra})
+
+
+def test_each_exponent_is_compared_with_the_published_one_in_the_papers_convention():
+    headline = Analysis("hand", SETTING)
+    total = Analysis("hand", SETTING, convention=Convention("total", "6N"))
+    headline.by_convention = {"non_embedding/6N": headline, "total/6N": total}
+    headline.fits["chinchilla"] = exponent_fit(0.2, (0.1, 0.3))  # non-embedding N: not the one compared
+    total.fits["chinchilla"] = exponent_fit(0.5, (0.36, 0.6))
+    headline.fits["N_opt"] = exponent_fit(0.7, (0.6, 0.8), law="N_opt", name="exponent")
+    total.fits["N_opt"] = exponent_fit(0.45, (0.3, 0.6), law="N_opt", name="exponent")
+    assert report.against_papers(headline, "chinchilla", headline.fits["chinchilla"]) == [
+        "alpha = 0.5 [0.36, 0.6] (total/6N): above Chinchilla's 0.3392, above Epoch's 0.3478"]
+    assert report.against_papers(headline, "N_opt", headline.fits["N_opt"]) == [
+        "exponent = 0.7 [0.6, 0.8] (non_embedding/6N): contains Kaplan's 0.73",
+        "exponent = 0.45 [0.3, 0.6] (total/6N): contains Chinchilla's 0.5"]
+    total.fits["N_opt"] = exponent_fit(0.3, (0.2, 0.4), law="N_opt", name="exponent")
+    assert report.against_papers(headline, "N_opt", headline.fits["N_opt"])[1].endswith("below Chinchilla's 0.5")
+    line = report._reproduced_line(headline, "N_opt", headline.fits["N_opt"])
+    assert "held out: **holds** (held-out error 0.4% ≤ 20%); against the papers: exponent = 0.7" in line
+
+
+def test_curve_profile_and_fixed_batch_laws_carry_their_caveat_in_the_verdict():
+    result = size_and_compute_analysis()  # L_C on a fixed batch, no B_crit fit
+    assert "(caveat: fixed batch: no B_crit fit, so its C is not Kaplan's C_min" in report._reproduced_line(
+        result, "L_C", result.fits["L_C"])
+    curve = exponent_fit(0.4, (0.3, 0.5), caveat="curve profiles")
+    line = report._reproduced_line(result, "chinchilla", curve)
+    assert "held out: **excluded from the verdict**" in line and "against the papers" not in line
+
+
+def test_a_sweep_isoflop_only_as_trained_says_so_under_the_convention_table():
+    from scaling_sweep.analysis import points
+
+    headline = size_and_compute_analysis()
+    total = size_and_compute_analysis(Convention("total", "6N"))
+    profile = {"C_each": np.array([1e12, 1.3e12, 1.6e12]), "N": np.arange(3.0)}
+    headline.data["isoflop"] = {"profiles": [{**profile, "C_each": np.full(3, 1e12)}], "source": "budgets"}
+    total.data["isoflop"] = {"profiles": [profile], "source": "budgets"}
+    headline.by_convention = {"non_embedding/6N": headline, "total/6N": total}
+    (line,) = [x for x in report.markdown(headline, [], []).splitlines() if x.startswith("IsoFLOP only as trained")]
+    assert "differs by up to 1.6x as total/6N;" in line and "non_embedding/6N" not in line.split("differs")[1]
+    total.data["isoflop"]["source"] = points.CURVE_PROFILES  # read at one C each: no such line
+    assert "IsoFLOP only as trained" not in report.markdown(headline, [], [])

@@ -37,3 +37,14 @@ def test_a_model_too_large_for_the_budget_stops_at_once():
 
 def test_the_default_allocation_is_chinchillas_20_tokens_per_parameter():
     assert budget.chinchilla_allocation(1e21) == pytest.approx(CHINCHILLA.allocate(1e21))
+
+
+def test_the_compute_optimal_rule_counts_every_parameter_as_chinchilla_does():
+    # a small model with a 50k vocabulary: 5x more parameters in all than in its blocks
+    N, N_total, C = 2.5e6, 1.25e7, 1.2e16
+    N_opt, D_opt = budget.chinchilla_allocation(C * N_total / N)  # the budget's tokens, counted with N_total
+    assert N_opt == pytest.approx(math.sqrt(C * 5 / 120))  # 20 tokens per parameter: C = 6·N·20N
+    assert N_opt / 2 < N_total < N_opt and D_opt < C / (6 * N)
+    assert budget.stop_tokens(N, C, n_total=N_total) == (pytest.approx(D_opt), "compute_optimal_tokens")
+    # counted by non-embedding N alone it is under half of N_opt and would spend the whole budget
+    assert budget.stop_tokens(N, C) == (pytest.approx(C / (6 * N)), "compute_budget")

@@ -84,3 +84,26 @@ def test_critical_batch_eq_1_4():
     p = KAPLAN["B_crit"]
     assert laws.critical_batch(1.0, **p) == pytest.approx(2e8)
     assert laws.critical_batch(2.0, **p) == pytest.approx(2e8 / 2 ** (1 / 0.21))
+
+
+def test_single_pass_loss_solves_eq_1_6_with_s_min_of_eq_5_4():
+    # N = 1e9 trained once over D = 2e10 tokens at B = B_crit: S_min = D/(2·B_crit(L)); by hand from
+    # kaplan2020.md: (6.5e13/1e9)^0.077 = 2.347, B_crit(2.774) = 2e8/2.774^(1/0.21) = 1.55e6 tokens,
+    # S_min = 6.44e3, (2.1e3/S_min)^0.76 = 0.427: L = 2.774 (eq. 1.5 says 2.435 for an early-stopped dataset)
+    p = {**KAPLAN["L_NS"], **KAPLAN["B_crit"]}
+    L = laws.loss_single_pass(1e9, 2e10, **p)
+    assert L == pytest.approx(2.774, abs=1e-3)
+    S_min = 2e10 / (2 * laws.critical_batch(L, **KAPLAN["B_crit"]))
+    assert L == pytest.approx(laws.loss_ns(1e9, S_min, **KAPLAN["L_NS"]), rel=1e-9)
+    assert laws.loss_nd(1e9, 2e10, **KAPLAN["L_ND"]) == pytest.approx(2.435, abs=1e-3)
+    # a smaller batch wastes fewer tokens per step: lower loss for the same D
+    assert laws.loss_single_pass(1e9, 2e10, **p, B_over_B_crit=0.0) < L
+
+
+def test_single_pass_loss_is_element_wise_and_falls_to_l_n_with_more_tokens():
+    p = {**KAPLAN["L_NS"], **KAPLAN["B_crit"]}
+    D = np.geomspace(1e8, 1e16, 5)
+    L = laws.loss_single_pass(np.full(5, 1e9), D, **p)
+    assert np.all(np.diff(L) < 0)
+    assert L[-1] == pytest.approx(laws.loss_n(1e9, p["N_c"], p["alpha_N"]), rel=1e-3)
+    np.testing.assert_allclose(L[1], laws.loss_single_pass(1e9, D[1], **p), rtol=1e-12)

@@ -47,12 +47,35 @@ def fits_with(tmp_path, **extra):
 # --- loss predictions and allocations --------------------------------------------------------
 
 def test_gpt3_check_under_kaplan_with_chinchilla_beside_it(capsys):
-    code, out, _ = run_cli(capsys, "--params", 1.75e11, "--tokens", 3e11, "--law", "kaplan")
+    dataset = ("--tokens-are", "a-dataset")
+    code, out, _ = run_cli(capsys, "--params", 1.75e11, "--tokens", 3e11, "--law", "kaplan", *dataset)
     assert code == 0 and "1.7323" in out and "nats/token" in out
-    result = json.loads(run_cli(capsys, "--params", 1.75e11, "--tokens", 3e11, "--json")[1])
+    assert "kaplan's loss answers a dataset of D tokens, early-stopped, as many passes as lower the loss: eq. 1.5" \
+        in out
+    result = json.loads(run_cli(capsys, "--params", 1.75e11, "--tokens", 3e11, *dataset, "--json")[1])
     assert result["laws"]["kaplan"]["loss"] == pytest.approx(1.73, abs=0.005)
     assert result["laws"]["chinchilla"]["loss"] == pytest.approx(laws.chinchilla_loss(1.75e11, 3e11, **laws.CHINCHILLA))
     assert {"kaplan", "chinchilla", "epoch"} == set(result["laws"])
+
+
+def test_kaplans_loss_of_tokens_seen_once_is_l_n_s_min_at_the_batch_regime(capsys):
+    """N = 1e9, D = 2e10 (worked by hand in tests/core/test_laws.py): eq. 1.5 says 2.435 nats, one pass at
+    B_crit 2.774, L(C_min) 2.707."""
+    code, out, _ = run_cli(capsys, "--params", 1e9, "--tokens", 2e10, "--law", "kaplan")
+    assert code == 0 and "2.7740" in out and "(D tokens seen once, a single pass)" in out
+    assert "kaplan's loss answers D tokens seen once, a single pass: L(N, S_min) at B = B_crit(L) (eq. 1.6, 5.4" in out
+    entry = json.loads(run_cli(capsys, "--params", 1e9, "--tokens", 2e10, "--json")[1])["laws"]
+    p = {**laws.KAPLAN["L_NS"], **laws.KAPLAN["B_crit"]}
+    assert entry["kaplan"]["loss"] == pytest.approx(laws.loss_single_pass(1e9, 2e10, **p))
+    assert entry["kaplan"]["warnings"] == [] and entry["chinchilla"]["warnings"] == []
+    small = plan.select_laws("kaplan", batch_regime="small")["kaplan"]
+    assert small.loss(1e9, 2e10) == pytest.approx(laws.loss_single_pass(1e9, 2e10, **p, B_over_B_crit=0.0))
+    compute_optimal = plan.compute_optimal(KAPLAN, 1.2e20)
+    assert compute_optimal.loss == pytest.approx(2.707, abs=1e-3)  # L(C_min), C_min = C/2
+    dataset = json.loads(run_cli(capsys, "--params", 1e9, "--tokens", 2e10, "--tokens-are", "a-dataset",
+                                 "--json")[1])["laws"]
+    assert dataset["kaplan"]["loss"] == pytest.approx(2.435, abs=1e-3) and not dataset["kaplan"]["warnings"]
+    assert "not the question asked" in dataset["chinchilla"]["warnings"][0]  # eq. 2 is of tokens seen once
 
 
 @pytest.mark.parametrize("law", PUBLISHED_LAWS.values(), ids=PUBLISHED_LAWS)
@@ -417,3 +440,17 @@ def test_gpu_hours_from_measured_throughput(tmp_path, capsys):
     assert result["laws"]["kaplan"]["gpu_hours"] == pytest.approx(6 * 1e9 * 2e10 / throughput.flops_per_s / 3600)
     code, _, err = run_cli(capsys, "--compute", 1e20, "--runs", tmp_path / "empty")
     assert code != 0 and "tokens_per_s" in err
+
+
+def test_a_fit_in_another_tokenizers_units_is_refused_unless_told(tmp_path, capsys):
+    payload = {"schema_version": 2, "tokenizer": "byte", "laws": {"chinchilla": FIT}}
+    path = write_fits(tmp_path, payload)
+    code, _, err = run_cli(capsys, "--fit", path, "--target-loss", 2.5)
+    assert code == 2 and "--loss-tokenizer byte" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(capsys, "--fit", path, "--compute", 1e20, "--loss-tokenizer", "gpt2")
+    assert code == 2 and "nats per byte token, the question in nats per gpt2 token" in err
+    code, out, _ = run_cli(capsys, "--fit", path, "--target-loss", 2.5, "--loss-tokenizer", "byte")
+    assert code == 0 and "fit:chinchilla: loss in nats per byte token (the fit's tokenizer)." in out
+    assert run_cli(capsys, "--fit", path, "--target-loss", 2.5, "--loss-tokenizer", "gpt2",
+                   "--allow-other-units")[0] == 0
+    assert run_cli(capsys, "--fit", path, "--compute", 1e20)[0] == 0  # the answer is in the fit's units, named
