@@ -151,7 +151,8 @@ def test_isoflop_minimum_of_an_exact_parabola():
     profile = {"C": 1e18, "N": N, "loss": np.exp(0.7 + 0.01 * (np.log(N) - np.log(1e7)) ** 2)}
     assert points.isoflop_minimum(profile)["N_opt"] == pytest.approx(1e7)
     assert points.isoflop_minimum({**profile, "loss": 1 / profile["loss"]}) is None  # a maximum
-    assert points.isoflop_minimum({**profile, "N": N[:4], "loss": profile["loss"][::-1][:4]}) is None  # lowest at an end
+    at_an_end = {**profile, "N": N[:4], "loss": profile["loss"][::-1][:4]}
+    assert points.isoflop_minimum(at_an_end) is None
 
 
 @pytest.mark.slow

@@ -5,7 +5,6 @@ import csv
 import numpy as np
 import pytest
 from conftest import REFERENCE, width_against_epoch
-
 from scipy.interpolate import CubicSpline
 
 from scaling_sweep.analysis import analyze, fit, points
