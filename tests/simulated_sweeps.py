@@ -28,12 +28,17 @@ def _profile(C, N, loss, run):
 def narrow_profiles(rng, noise=0.003):
     """Few points near each optimum: 5-9 sizes within half a decade either side of it (the centre off
     by up to 0.15 decade), 5-12 budgets over three decades; every point its own run."""
-    budgets = np.geomspace(1e18, 1e21, rng.integers(5, 13))
+    return _one_run_per_point(rng, np.geomspace(1e18, 1e21, rng.integers(5, 13)), None, 0.15, 0.5, noise)
+
+
+def _one_run_per_point(rng, budgets, sizes, off_centre, half_span, noise):
+    """At each budget, sizes (or 5-9) sizes over half_span decades either side of a centre up to
+    off_centre decades from the optimum; every point its own run."""
     profiles, next_run = [], 0
     for C in budgets:
-        k = rng.integers(5, 10)
-        centre = n_opt(C) * 10 ** rng.uniform(-0.15, 0.15)
-        N = np.geomspace(centre / 10 ** 0.5, centre * 10 ** 0.5, k)
+        k = sizes or rng.integers(5, 10)
+        centre = n_opt(C) * 10 ** rng.uniform(-off_centre, off_centre)
+        N = np.geomspace(centre / 10 ** half_span, centre * 10 ** half_span, k)
         loss = laws.chinchilla_loss(N, laws.tokens_for_budget(C, N), **TRUTH) * np.exp(noise * rng.standard_normal(k))
         profiles.append(_profile(C, N, loss, np.arange(next_run, next_run + k)))
         next_run += k
@@ -86,15 +91,7 @@ def single_size_profiles(rng, n_budgets=None, sizes_per_budget=None, noise=0.006
     """A sweep whose every run is trained to one budget (no shared branches): 3-8 budgets of 5-9 sizes
     each within 0.6 decade of the optimum; every point its own run."""
     budgets = np.geomspace(1e17, 1e20, n_budgets or rng.integers(3, 9))
-    profiles, next_run = [], 0
-    for C in budgets:
-        k = sizes_per_budget or rng.integers(5, 10)
-        centre = n_opt(C) * 10 ** rng.uniform(-0.1, 0.1)
-        N = np.geomspace(centre / 10 ** 0.6, centre * 10 ** 0.6, k)
-        loss = laws.chinchilla_loss(N, laws.tokens_for_budget(C, N), **TRUTH) * np.exp(noise * rng.standard_normal(k))
-        profiles.append(_profile(C, N, loss, np.arange(next_run, next_run + k)))
-        next_run += k
-    return profiles
+    return _one_run_per_point(rng, budgets, sizes_per_budget, 0.1, 0.6, noise)
 
 
 def columns(profiles):

@@ -494,7 +494,7 @@ def constants_table(result: Analysis) -> str:
     for key, law_fit in result.fits.items():
         lines.append(f"{key}: {report.law_form(law_fit)[0]}  ({law_fit.n_points} points)")
         for name, value, lo, hi, unit in report.constants(law_fit, result):
-            lines.append(f"    {name:<9} = {value:<10.4g} 95% CI [{lo:.4g}, {hi:.4g}]  {unit}")
+            lines.append(f"    {name:<9} = {value:<10.4g} 95% CI {report.interval(law_fit, name)}  {unit}")
         if "warning" in law_fit.extra:
             lines.append(f"    warning: {law_fit.extra['warning']}")
     for key, why in result.skipped.items():

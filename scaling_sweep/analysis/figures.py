@@ -122,7 +122,9 @@ def _legend(ax):
 def _constant(fit, name, digits=3):
     """'name=value [lo, hi]' of a fitted constant."""
     value = fit.params[name]
-    lo, hi = fit.ci.get(name, (np.nan, np.nan))
+    if name not in fit.ci:
+        return f"{name}={value:.{digits}g} [{report.TOO_FEW_SHORT if 'no_interval' in fit.extra else 'no CI'}]"
+    lo, hi = fit.ci[name]
     return f"{name}={value:.{digits}g} [{lo:.{digits}g}, {hi:.{digits}g}]"
 
 

@@ -6,21 +6,22 @@
   by L-BFGS from a grid of starting points, as Hoffmann et al. 2022 and Besiroglu et al. 2024
   do. All starts run together in one vectorised L-BFGS (:func:`lbfgs_batch`) with analytic
   gradients; the best one is then polished with scipy's L-BFGS-B.
-- Bootstrap, resampling what is independent. Points that are independent and few (one per
-  model size, as in L(N)): a residual bootstrap in the space the fit is made in (log-loss), the
-  fitted values plus residuals drawn with replacement, inflated by sqrt(n/(n-p)) for the p
-  fitted constants and smoothed with a little Gaussian jitter. Points that come in groups
-  sharing their noise (the learning-curve points of one run), or many points whose errors
-  may be correlated (a table read off a figure): a case bootstrap that redraws whole groups
-  (case_weights), as Besiroglu et al. 2024 did on Chinchilla's points; on those points its 95%
-  intervals are 0.96-1.00x as wide as theirs, the residual bootstrap's 0.41-0.71x. Each
-  resample is one row of the same vectorised optimisation, started from the full-data fit.
-  Intervals are bias-corrected percentiles, widened to the Student t quantile with (independent
-  units - p) degrees of freedom: sweeps have few points, where plain percentile intervals are
-  too narrow. On synthetic data with 1% noise each constant's 95% interval holds the true value
-  in at least 90% of seeds (tests/analysis/test_fit.py), with correlated noise too.
-- Approach 2 (fit_optima): per-budget optima with their own uncertainty, weighted least squares
-  in log-log, each optimum redrawn from its uncertainty for the intervals.
+- Bootstrap, resampling what is independent (docs/intervals.md has the coverage of every interval,
+  measured on simulated sweeps). Points that are independent and few (one per model size, as in
+  L(N)): a residual bootstrap in the space the fit is made in (log-loss), the fitted values plus
+  residuals drawn with replacement, inflated by sqrt(n/(n-p)) for the p fitted constants and smoothed
+  with a little Gaussian jitter. Lines fitted to points that come in groups sharing their noise (the
+  frontier points of one run): a wild cluster bootstrap-t, each run's residuals scaled together.
+  Multi-term laws on grouped points, or on many points whose errors may be correlated (a table read
+  off a figure): a case bootstrap that redraws whole groups (case_weights), as Besiroglu et al. 2024
+  did on Chinchilla's points (on those points its 95% intervals are 0.99-1.03x as wide as theirs).
+  Each resample is one row of the same vectorised optimisation, started from the full-data fit.
+  Intervals are percentiles at the normal quantiles (bootstrap-t for the grouped lines). Where the
+  independent units are fewer than the constants plus MIN_SPARE, the Fit has no interval and says so
+  (extra["no_interval"]): a bootstrap of so few runs reports its own extremes, not an interval.
+- Approach 2 (fit_optima): per-budget optima, weighted least squares in log-log, intervals by a
+  run-level bootstrap of the whole chain (analyze.isoflop_optima: runs redrawn, every profile's
+  minimum retaken, the exponent refitted).
 - Held-out check: fit on all but the largest models, report the relative error of the
   predicted loss of the held-out ones.
 """
@@ -42,7 +43,6 @@ N_BOOT = 2000
 # An interval needs this many independent units (runs, or points of a table) beyond the constants
 # fitted: with fewer, a bootstrap redraws too few distinct runs to say anything (docs/intervals.md).
 MIN_SPARE = 5
-TOO_FEW = "too few runs for an interval"
 
 # law name -> its formula in scaling_sweep.laws
 LAWS = {
@@ -244,8 +244,6 @@ def _studentized_intervals(f: Fit, named: dict[str, tuple[str, bool]], line, boo
     for name, (kind, log_scale) in named.items():
         lo, hi = studentized_ci(*LINE_CONSTANTS[kind], line, boot, studentize)
         f.ci[name] = (float(np.exp(lo)), float(np.exp(hi))) if log_scale else (lo, hi)
-    f.extra["ci_method"] += ("; intervals: wild cluster bootstrap-t (Webb weights by run, cluster-robust "
-                             "standard errors)")
     return f
 
 
@@ -385,17 +383,22 @@ def optimum_weights(resampled) -> np.ndarray:
 def _line_fit(law, params, boot, n, groups) -> Fit:
     _check_independent(n, groups, 2, law)
     params = {k: float(v) for k, v in params.items()}
-    return _with_intervals(Fit(law, params, {}, n), boot, n, groups, 2)
+    f = _with_intervals(Fit(law, params, {}, n), boot, n, groups, 2)
+    if groups is not None:
+        f.extra["ci_method"] = (f"wild cluster bootstrap-t over {_independent(n, groups)} independent groups of "
+                                "points (runs): Webb weights by run, cluster-robust standard errors")
+    return f
 
 
 def _with_intervals(f: Fit, samples: dict, n, groups, n_params) -> Fit:
     """The fit's bootstrap samples and their percentile intervals, or, where its independent units
-    are too few (interval_identified), the explicit state TOO_FEW and what sweep would give one."""
+    are too few (interval_identified), the explicit state no_interval saying how many would give one."""
     f.extra["ci_method"] = _ci_method(n, groups)
     units = _independent(n, groups)
     if not interval_identified(units, n_params):
-        f.extra["no_interval"] = (f"{TOO_FEW}: {units} independent {'runs' if groups is not None else 'points'} "
-                                  f"for {n_params} constants; a sweep of {n_params + MIN_SPARE} or more gives one")
+        unit = "runs" if groups is not None else "points"
+        f.extra["no_interval"] = (f"too few {unit} for an interval: {units} independent {unit} for {n_params} "
+                                  f"constants; {n_params + MIN_SPARE} or more give one")
         return f
     if samples and len(next(iter(samples.values()))):
         f.samples, f.ci = samples, bootstrap_ci(samples)
