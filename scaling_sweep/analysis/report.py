@@ -99,12 +99,15 @@ def constants(f, result):
 TOO_FEW_SHORT = "too few runs for a CI"  # in a figure's legend; the report says how many runs would give one
 
 
-def interval(f, name: str, fmt: str = ".4g") -> str:
-    """'[lo, hi]' of a constant's 95% interval, or why there is none (too few runs for one)."""
+def interval(f, name: str, fmt: str = ".4g", short: bool = False) -> str:
+    """'[lo, hi]' of a constant's 95% interval, or why there is none (too few runs for one: in full,
+    with how many would give one, or short, for a table's cell)."""
     if name in f.ci:
         lo, hi = f.ci[name]
         return f"[{lo:{fmt}}, {hi:{fmt}}]"
-    return f"({f.extra['no_interval']})" if "no_interval" in f.extra else "[no interval]"
+    if "no_interval" in f.extra:
+        return f"[{TOO_FEW_SHORT}]" if short else f"({f.extra['no_interval']})"
+    return "[no interval]"
 
 
 def constants_rows(result) -> list[str]:
@@ -173,7 +176,7 @@ def _value_with_ci(analysis, key: str, name: str) -> str:
     f = analysis.fits.get(key)
     if f is None:
         return "–"
-    return f"{f.params[name]:.3g} {interval(f, name, '.3g')}"
+    return f"{f.params[name]:.3g} {interval(f, name, '.3g', short=True)}"
 
 
 def convention_rows(result) -> list[str]:

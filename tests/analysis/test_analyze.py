@@ -166,7 +166,7 @@ def test_points_csv_reproduces_epoch_chinchilla_refit(capsys):
     for name, value in {"E": 1.8172, "A": 477.8, "B": 2142.9, "alpha": 0.3473, "beta": 0.3672}.items():
         assert fitted[name] == pytest.approx(value, rel=0.01), name
         assert 0.7 <= width_against_epoch(name, fitted["ci"][name]) <= 1.5, (name, fitted["ci"][name])
-    assert "case bootstrap" in fitted["ci_method"] and len(fitted["samples"]["E"]) == 1000
+    assert "case bootstrap" in fitted["ci_method"] and len(fitted["samples"]["E"]) == fit.N_BOOT
     assert "N_opt" in out["skipped"]  # the skipped laws and why come with --json
 
 
@@ -204,3 +204,23 @@ def test_wsd_cooldown_branches_give_the_isoflop_profiles():
     profiles, source = points.isoflop_profiles(sweep)
     assert [p["C"] for p in profiles] == pytest.approx(budgets) and "cooldown" in source
     assert all(len(p["N"]) == 4 and sorted(p["run"]) == [0, 1, 2, 3] for p in profiles)
+
+
+def test_isoflop_min_chooses_the_recipe_of_approach_2(capsys):
+    rng = np.random.default_rng(0)
+    N = np.geomspace(1e6, 1e9, 9)
+    profiles = [{"C": C, "N": N, "D": C / (6 * N), "run": np.arange(9),
+                 "loss": chinchilla_loss(N, C / (6 * N), **EPOCH_REPLICATION) * np.exp(0.003 * rng.standard_normal(9))}
+                for C in np.geomspace(1e17, 1e19, 4)]
+    fitted = {}
+    for method in points.ISOFLOP_MINIMA:
+        result = analyze.Analysis("hand", {}, isoflop_min=method)
+        analyze._fit_approach_2(result, profiles, "hand", n_boot=50)
+        fitted[method] = result.fits["N_opt"]
+        assert points.MINIMUM_NOTES[method] in fitted[method].extra["points"]
+        expected = [points.isoflop_minimum(p, method)["N_opt"] for p in profiles]
+        assert [m["N_opt"] for m in result.data["isoflop"]["minima"]] == pytest.approx(expected)
+    assert len({f.params["exponent"] for f in fitted.values()}) == len(points.ISOFLOP_MINIMA)
+    with pytest.raises(SystemExit) as exit_code:
+        analyze.main(["--points", "table.csv", "--isoflop-min", "cubic"])
+    assert exit_code.value.code == 2 and "invalid choice: 'cubic'" in capsys.readouterr().err

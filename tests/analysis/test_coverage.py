@@ -12,9 +12,11 @@ from scaling_sweep.analysis import analyze
 
 SEEDS = range(200)
 N_BOOT = 400  # inside the harness only: 400 and 2000 resamples cover alike (docs/intervals.md)
-# approach 3 refits 5 constants per resample: 200 sweeps of it take about 10 minutes each case
+# The Huber/L-BFGS fits refit every resample: 200 sweeps take 5-15 minutes a case on 2 cores, too long
+# for the suite; their measured coverage is in docs/intervals.md, and this runs them again.
 LONG = os.environ.get("SCALING_SWEEP_LONG_COVERAGE") == "1"
-APPROACH_3 = {"approach 3, wsd branches", "approach 3, table of points"}
+HUBER_CASES = {"approach 3, wsd branches", "approach 3, table of points", "L(N), table of sizes",
+               "B_crit, batch sweep runs", "L(N, D), table of runs", "L(N, S), learning curves"}
 
 
 def assert_covers(table, low=0.90, high=0.98):
@@ -26,8 +28,8 @@ def assert_covers(table, low=0.90, high=0.98):
 @pytest.mark.slow
 @pytest.mark.parametrize("case", list(sim.CASES))
 def test_every_95_percent_interval_covers_90_to_98_percent_of_200_sweeps(case):
-    if case in APPROACH_3 and not LONG:
-        pytest.skip("approach 3's 200 sweeps take about 10 minutes: SCALING_SWEEP_LONG_COVERAGE=1")
+    if case in HUBER_CASES and not LONG:
+        pytest.skip("200 sweeps of Huber fits take 5-15 minutes: SCALING_SWEEP_LONG_COVERAGE=1 runs them")
     assert_covers(sim.coverage(sim.CASES[case], SEEDS, N_BOOT))
 
 
