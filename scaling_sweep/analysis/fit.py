@@ -39,7 +39,8 @@ from scaling_sweep.core.errors import UserError
 
 HUBER_DELTA = 1e-3
 CI_LEVEL = 0.95
-N_BOOT = 2000
+N_BOOT = 2000  # resamples of the fits that are cheap (lines, approach 2's minima)
+N_BOOT_HUBER = 1000  # of the Huber/L-BFGS fits, each resample a full refit (Epoch's points: docs/intervals.md)
 # An interval needs this many independent units (runs, or points of a table) beyond the constants
 # fitted: with fewer, a bootstrap redraws too few distinct runs to say anything (docs/intervals.md).
 MIN_SPARE = 5
@@ -283,9 +284,8 @@ def _resampled_inputs(law, x, values, groups, n_boot, *resampled):
         & np.isfinite(np.asarray(values, float)) & (np.asarray(values, float) > 0)
     (x, values), groups = _columns(law, x, values, groups=groups)
     n_boot = _boot_count(n_boot, len(x), groups, 2)
+    n_boot = min([n_boot] + [len(r) for r in resampled if r is not None])  # each resample paired with one row
     kept = [None if r is None else np.log(np.asarray(r, float)[:n_boot, finite]) for r in resampled]
-    if any(r is not None and len(r) < n_boot for r in kept):
-        kept = [None] * len(kept)  # fewer resampled inputs than resamples: not paired
     return x, values, groups, n_boot, kept
 
 
@@ -644,7 +644,7 @@ CHINCHILLA_GRID = _grid(np.arange(0, 30, 5), np.arange(0, 30, 5), np.arange(-1, 
                         np.arange(0, 2.5, 0.5), np.arange(0, 2.5, 0.5))  # a, b, e, alpha, beta
 
 
-def fit_chinchilla(N, D, loss, n_boot=N_BOOT, seed=0, starts=CHINCHILLA_GRID, groups=None) -> Fit:
+def fit_chinchilla(N, D, loss, n_boot=N_BOOT_HUBER, seed=0, starts=CHINCHILLA_GRID, groups=None) -> Fit:
     """Hoffmann et al. 2022 approach 3: E + A/N^alpha + B/D^beta, Huber on log-loss.
     theta = (log A, log B, log E, alpha, beta)."""
     (N, D, loss), groups = _columns("chinchilla", N, D, loss, groups=groups)
@@ -678,7 +678,7 @@ def _fit_power_law_with_floor(x, loss, var, n_boot, seed, groups, law) -> Fit:
     return _flag_vanished_floor(_make_fit(law, best, boot, to_params, len(loss), groups), "L_inf", loss)
 
 
-def fit_kaplan_nd(N, D, loss, n_boot=N_BOOT, seed=0, groups=None) -> Fit:
+def fit_kaplan_nd(N, D, loss, n_boot=N_BOOT_HUBER, seed=0, groups=None) -> Fit:
     """Eq. 1.5: L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D, Huber on log-loss."""
     (N, D, loss), groups = _columns("L_ND", N, D, loss, groups=groups)
     _check_points(len(loss), 4, "L_ND")
@@ -694,7 +694,7 @@ def fit_kaplan_nd(N, D, loss, n_boot=N_BOOT, seed=0, groups=None) -> Fit:
     return _make_fit("L_ND", best, boot, to_params, len(loss), groups)
 
 
-def fit_kaplan_ns(N, S_min, loss, n_boot=N_BOOT, seed=0, groups=None) -> Fit:
+def fit_kaplan_ns(N, S_min, loss, n_boot=N_BOOT_HUBER, seed=0, groups=None) -> Fit:
     """Eq. 1.6: L(N, S_min) = (N_c/N)^alpha_N + (S_c/S_min)^alpha_S, Huber on log-loss."""
     (N, S_min, loss), groups = _columns("L_NS", N, S_min, loss, groups=groups)
     _check_points(len(loss), 4, "L_NS")
@@ -732,7 +732,7 @@ def _batch_tradeoff(target):
     return predict
 
 
-def fit_critical_batch(target_loss, batch_tokens, steps, n_boot=N_BOOT, seed=0, groups=None) -> Fit:
+def fit_critical_batch(target_loss, batch_tokens, steps, n_boot=N_BOOT_HUBER, seed=0, groups=None) -> Fit:
     """B_crit(L) = B*/L^(1/alpha_B) (eq. 1.4) from the steps S each batch size B (tokens)
     needed to reach each target loss L: every target's points lie on the hyperbola
     (S/S_min - 1)(E/E_min - 1) = 1 with E = B·S (eq. 5.1), i.e. S = S_min·(1 + B_crit/B).

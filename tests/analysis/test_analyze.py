@@ -166,7 +166,7 @@ def test_points_csv_reproduces_epoch_chinchilla_refit(capsys):
     for name, value in {"E": 1.8172, "A": 477.8, "B": 2142.9, "alpha": 0.3473, "beta": 0.3672}.items():
         assert fitted[name] == pytest.approx(value, rel=0.01), name
         assert 0.7 <= width_against_epoch(name, fitted["ci"][name]) <= 1.5, (name, fitted["ci"][name])
-    assert "case bootstrap" in fitted["ci_method"] and len(fitted["samples"]["E"]) == fit.N_BOOT
+    assert "case bootstrap" in fitted["ci_method"] and len(fitted["samples"]["E"]) == fit.N_BOOT_HUBER
     assert "N_opt" in out["skipped"]  # the skipped laws and why come with --json
 
 
