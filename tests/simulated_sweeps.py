@@ -262,7 +262,7 @@ def main(argv=None) -> None:
     import time
 
     args = sys.argv[1:] if argv is None else argv
-    seeds, n_boot = (int(args[0]) if args else 200), (int(args[1]) if len(args) > 1 else 400)
+    seeds, n_boot = (int(args[0]) if args else 200), (int(args[1]) if len(args) > 1 else 200)
     chosen = args[2:] or list(CASES)
     print("| case | law | constant | sweeps with an interval | coverage of the 95% interval |")
     print("| --- | --- | --- | --- | --- |")
