@@ -182,3 +182,61 @@ def test_a_profile_without_a_bracketed_minimum_has_none():
     rising = {**profile, "N": profile["N"][6:], "loss": np.sort(profile["loss"])[:3]}
     for method in points.ISOFLOP_MINIMA:
         assert points.isoflop_minimum(rising, method) is None, method
+
+
+def test_intervals_are_the_percentiles_of_the_resamples():
+    values = np.random.default_rng(0).normal(size=2000)
+    (lo, hi), = fit.bootstrap_ci({"x": values}).values()
+    assert (lo, hi) == pytest.approx(tuple(np.percentile(values, [2.5, 97.5])))
+
+
+def test_too_few_runs_for_an_interval_is_a_state_not_the_resamples_extremes():
+    rng = np.random.default_rng(0)
+    N = np.geomspace(1e6, 1e9, 7)
+    run = np.arange(7)
+    N, run = np.repeat(N, 3), np.repeat(run, 3)
+    D = np.tile([1e9, 1e10, 1e11], 7)
+    loss = laws.chinchilla_loss(N, D, **laws.CHINCHILLA) * np.exp(0.01 * rng.standard_normal(21))
+    few = fit.fit_chinchilla(N, D, loss, starts=fit.CHINCHILLA_GRID[::15], groups=run)
+    assert few.ci == {} and few.samples == {}
+    assert few.extra["no_interval"].startswith("too few runs for an interval: 7 independent runs for 5 constants")
+    assert "10 or more give one" in few.extra["no_interval"]
+    line = fit.fit_power_law(np.geomspace(1e6, 1e9, 7), 3 * np.geomspace(1e6, 1e9, 7) ** -0.05, n_boot=100)
+    assert set(line.ci) == {"N_c", "alpha_N"} and "no_interval" not in line.extra  # 7 points, 2 constants
+
+
+def test_a_stratified_case_bootstrap_draws_each_stratum_its_own_number():
+    groups = np.array([0, 0, 1, 2, 3, 4, 5, 5])
+    strata = np.array([0, 0, 0, 0, 1, 1, 1, 1])  # groups 0-2 in one, 3-5 in the other
+    weights = fit.case_weights(groups, 500, seed=0, strata=strata)
+    per_group = weights[:, [0, 2, 3, 4, 5, 6]]  # one column per group
+    assert np.all(per_group[:, :3].sum(1) == 3) and np.all(per_group[:, 3:].sum(1) == 3)
+    assert np.array_equal(weights[:, 0], weights[:, 1])  # a group's points go together
+
+
+def test_b_crit_resamples_carried_into_c_min_widen_its_interval():
+    rng = np.random.default_rng(0)
+    run = np.repeat(np.arange(10), 3)
+    C = np.geomspace(1e15, 1e21, 30)
+    loss = laws.loss_cmin(C, **laws.KAPLAN["L_Cmin"]) * np.exp(0.01 * rng.standard_normal(10)[run])
+    C_resampled = C ** (1 + 0.03 * rng.standard_normal((fit.N_BOOT, 1)))  # an uncertain conversion of C
+    plain = fit.fit_power_law(C, loss, "C", groups=run)
+    carried = fit.fit_power_law(C, loss, "C", groups=run, x_resampled=C_resampled)
+    assert carried.params == plain.params
+
+    def width(f):
+        return f.ci["alpha_C"][1] - f.ci["alpha_C"][0]
+
+    assert width(carried) > 1.3 * width(plain)
+
+
+def test_b_crit_resamples_whole_runs():
+    L, B = (x.ravel() for x in np.meshgrid([4.0, 3.5, 3.0, 2.6], np.geomspace(2**12, 2**20, 7)))
+    run = np.repeat(np.arange(7), 4)
+    truth = laws.KAPLAN["B_crit"]
+    S_min = 1e3 * (4 / L) ** 6
+    S = laws.steps_at_batch(B, S_min, S_min * laws.critical_batch(L, **truth))
+    S = S * np.exp(0.02 * np.random.default_rng(0).standard_normal(7)[run])
+    by_run = fit.fit_critical_batch(L, B, S, n_boot=100, groups=run)
+    assert "7 independent groups" in by_run.extra["ci_method"]
+    assert "no_interval" in by_run.extra  # 7 runs for 2 + 4 constants (B*, alpha_B, S_min per target)
