@@ -33,7 +33,11 @@ def test_analysis_writes_fits_report_and_figures(analysed):
     assert (fits["tokenizer"], fits["n_ctx"]) == ("byte", 128)
     assert {"L_N", "L_Cmin", "L_NS", "L_ND", "B_crit", "chinchilla"} <= fits["laws"].keys()
     chinchilla = fits["laws"]["chinchilla"]
-    assert set(chinchilla["ci"]) == {"E", "A", "B", "alpha", "beta"}
+    runs_fitted = int(chinchilla["ci_method"].split(" over ")[1].split()[0])
+    if runs_fitted >= 5 + fit.MIN_SPARE:  # 5 constants
+        assert set(chinchilla["ci"]) == {"E", "A", "B", "alpha", "beta"}
+    else:
+        assert chinchilla["ci"] == {} and chinchilla["no_interval"].startswith("too few runs for an interval")
     assert chinchilla["convention"]["loss"] == "nats/token" and chinchilla["tokenizer"] == "byte"
     assert "mean_abs_rel_error" in fits["laws"]["L_N"]["held_out"]
     excluded = {e["run"]: e["reason"] for e in fits["runs"]["excluded"]}
