@@ -85,6 +85,7 @@ class Analysis:
     runs: list[Run] = field(default_factory=list)  # runs used
     excluded: list[tuple[str, str]] = field(default_factory=list)  # (run, why)
     convention: Convention = HEADLINE  # of N and C in every fit
+    isoflop_min: str = points.DEFAULT_MINIMUM  # how approach 2 takes a profile's minimum (points.ISOFLOP_MINIMA)
     by_convention: dict[str, Analysis] = field(default_factory=dict)  # convention key -> its fits
 
     def attempt(self, key: str, make, held_out=None, points: str = "", data=None, rolling=None) -> Fit | None:
@@ -130,7 +131,8 @@ class Analysis:
 # ---------------------------------------------------------------- fits on a sweep
 
 
-def analyze_sweep(sweep_dir, allow_mixed: bool = False, convention: Convention = HEADLINE) -> Analysis:
+def analyze_sweep(sweep_dir, allow_mixed: bool = False, convention: Convention = HEADLINE,
+                  isoflop_min: str = points.DEFAULT_MINIMUM) -> Analysis:
     """Every law the sweep has data for, in the headline convention, and the headline exponents
     under all four conventions (by_convention)."""
     sweep = read_sweep(sweep_dir)
@@ -141,7 +143,8 @@ def analyze_sweep(sweep_dir, allow_mixed: bool = False, convention: Convention =
         raise SweepError(f"{sweep.path}: {len(usable)} finished runs, a fit needs at least 3 "
                          f"(not usable: {reasons})")
     setting = check_one_setting(usable, allow_mixed)
-    result = Analysis(sweep.name, setting, runs=usable, excluded=sweep.excluded(), convention=convention)
+    result = Analysis(sweep.name, setting, runs=usable, excluded=sweep.excluded(), convention=convention,
+                      isoflop_min=isoflop_min)
     _fit_everything(result, [convention.apply(r) for r in usable])
     for other in conventions.ALL:
         progress(f"convention {other.key}")
@@ -166,7 +169,8 @@ def _fit_everything(result: Analysis, runs: list[Run]) -> None:
 def _convention_fits(headline: Analysis, convention: Convention) -> Analysis:
     """The laws whose exponents move with the counting convention (L(N), the compute frontier,
     N_opt, Chinchilla's approach 3), refitted with the runs' N and FLOPs in `convention`."""
-    result = Analysis(headline.name, headline.setting, runs=headline.runs, convention=convention)
+    result = Analysis(headline.name, headline.setting, runs=headline.runs, convention=convention,
+                      isoflop_min=headline.isoflop_min)
     missing = [f"{r.name}: {why}" for r in headline.runs if (why := convention.missing(r))]
     if missing:
         result.skipped["all"] = f"runs lack what this convention needs: {'; '.join(missing[:3])}"
@@ -279,9 +283,13 @@ def _fit_compute(result: Analysis, runs: list[Run], B_crit: Fit | None, with_flo
     runs_on = np.unique(front["run"]) if len(front["run"]) else []
     if len(runs_on) < 3:
         front = {k: v[:0] for k, v in front.items()}  # a frontier of one or two runs is no scaling law
+    resampled = points.frontier_resampled(front, B_crit) or {}
+    if resampled:
+        note += "; intervals carry B_crit's: each resample converts C with its own B_crit resample"
     for floor, suffix in ((False, ""), (True, "_floor"))[: 2 if with_floor else 1]:
         fitter = partial(fit.fit_power_law, var="C", floor=floor, law=law)
-        result.attempt(law + suffix, lambda: fitter(front["C"], front["loss"], groups=front["run"]),
+        carried = {} if floor else {"x_resampled": resampled.get("C")}
+        result.attempt(law + suffix, lambda: fitter(front["C"], front["loss"], groups=front["run"], **carried),
                        lambda: fit.held_out_check(fitter, [front["C"]], front["loss"]),
                        points=note, data=([front["C"]], front["loss"]))
     frontier_laws = [("N_opt_frontier", "N")] + ([("S_min_frontier", "S"), ("B_frontier", "B")] if B_crit else [])
@@ -290,7 +298,8 @@ def _fit_compute(result: Analysis, runs: list[Run], B_crit: Fit | None, with_flo
             result.skipped[key] = f"{len(np.unique(front['N']))} sizes on the frontier; needs {NEEDS[key]}"
             continue
         fitter = partial(fit.fit_allocation, name=key)
-        result.attempt(key, lambda: fitter(front["C"], front[column], groups=front["run"]),
+        carried = {"C_resampled": resampled.get("C"), "values_resampled": resampled.get(column)}
+        result.attempt(key, lambda: fitter(front["C"], front[column], groups=front["run"], **carried),
                        lambda: fit.held_out_check(fitter, [front["C"]], front[column]),
                        points=f"{column} of each frontier point; {where}", data=([front["C"]], front[column]))
 
@@ -299,9 +308,10 @@ def _fit_batch(result: Analysis, runs: list[Run]) -> Fit | None:
     targets = points.steps_to_targets(runs)
     result.data["batch"] = targets
     progress(f"B_crit: {len(targets['S'])} (target loss, batch size) points")
-    return result.attempt("B_crit", lambda: fit.fit_critical_batch(targets["target"], targets["B"], targets["S"]),
+    return result.attempt("B_crit", lambda: fit.fit_critical_batch(targets["target"], targets["B"], targets["S"],
+                                                                   groups=targets["run"]),
                           points="steps each batch size needed to first reach target losses, runs of one "
-                                 "N at 2 or more batch sizes")
+                                 "N at 2 or more batch sizes; intervals resample whole runs")
 
 
 def _fit_steps(result: Analysis, runs: list[Run], B_crit: Fit | None) -> None:
@@ -344,26 +354,68 @@ def _fit_approach_3(result: Analysis, profiles: list[dict], source: str, starts=
                    rolling=HELD_OUT_CHINCHILLA if held_out else None)
 
 
-def _optima_at(all_C, all_variances, key, C, values, n_boot=0):
-    """fit_optima on a subset of the budgets (the rolling check), each with its own variance."""
-    return fit.fit_optima(C, values, all_variances[np.searchsorted(all_C, C)], name=key, n_boot=n_boot)
+def _optima_at(all_C, all_weights, key, C, values, n_boot=0):
+    """fit_optima on a subset of the budgets (the rolling check), each with its own weight."""
+    return fit.fit_optima(C, values, name=key, weights=all_weights[np.searchsorted(all_C, C)])
 
 
-def _fit_approach_2(result: Analysis, profiles: list[dict], source: str) -> None:
-    """Chinchilla approach 2: each IsoFLOP profile's optimum from the points near its minimum,
-    then N_opt and D_opt against C, each optimum weighted by its own uncertainty."""
-    minima = [m for m in map(points.isoflop_minimum, profiles) if m is not None]
+def isoflop_optima(profiles: list[dict], method: str = points.DEFAULT_MINIMUM, n_boot: int = fit.N_BOOT,
+                   seed: int = 0) -> tuple[list[dict], np.ndarray | None, int]:
+    """Each profile's minimum (those bracketed), the (n_boot, J) log N_opt of each rebuilt from a
+    run-level bootstrap (the runs of all profiles redrawn together: a run's points at every budget go
+    in or out as one), or None where the runs are too few for an interval, and how many runs there are.
+    Each minimum gets log_sd, the spread of its log N_opt over the resamples."""
+    found = [(p, m) for p in profiles if (m := points.isoflop_minimum(p, method)) is not None]
+    minima = [m for _, m in found]
+    labels = np.unique(np.concatenate([p["run"] for p, _ in found])) if found else np.array([], int)
+    if not minima or not fit.interval_identified(len(labels), 2):
+        return minima, None, len(labels)
+    run_weights = fit.case_weights(labels, n_boot, seed, _budget_strata(labels, [p for p, _ in found]))
+    resampled = points.resampled_log_optima([{**p, "run": np.searchsorted(labels, p["run"])} for p, _ in found],
+                                            run_weights, method)
+    for m, column in zip(minima, resampled.T):
+        m["log_sd"] = float(np.nanstd(column)) if np.isfinite(column).sum() > 1 else np.nan
+    return minima, resampled, len(labels)
+
+
+def _budget_strata(labels, profiles) -> np.ndarray | None:
+    """The profile each run belongs to where every run is in one profile only (a sweep whose runs were
+    each trained to one budget, or a table): then each profile's runs are redrawn from its own, as the
+    design fixed how many sizes each budget has. None where runs cross budgets (wsd branches, curves)."""
+    where = np.concatenate([np.full(len(p["run"]), j) for j, p in enumerate(profiles)])
+    runs = np.concatenate([p["run"] for p in profiles])
+    if len(np.unique(runs)) < len(runs):
+        return None
+    return where[np.argsort(runs)][np.searchsorted(np.sort(runs), labels)]
+
+
+def _fit_approach_2(result: Analysis, profiles: list[dict], source: str, n_boot: int = fit.N_BOOT) -> None:
+    """Chinchilla approach 2: each IsoFLOP profile's optimum by result.isoflop_min, then N_opt and D_opt
+    against C; intervals by a run-level bootstrap (the runs redrawn, every profile and its minimum
+    rebuilt, the exponents refitted), each optimum weighted by its spread over the resamples."""
+    method = result.isoflop_min
+    minima, resampled, n_runs = isoflop_optima(profiles, method, n_boot)
     result.data["isoflop"] = {"profiles": profiles, "minima": minima, "source": source}
-    progress(f"IsoFLOP: {len(profiles)} profiles ({source}), {len(minima)} with a bracketed minimum")
+    progress(f"IsoFLOP: {len(profiles)} profiles ({source}), {len(minima)} with a bracketed minimum ({method})")
     C = np.array([m["C"] for m in minima])
-    variances = points.optimum_variances(minima) if minima else np.array([])
+    weights = fit.optimum_weights(resampled) if resampled is not None else np.ones(len(C))
     for key in ("N_opt", "D_opt"):
         values = np.array([m[key] for m in minima])
-        fitter = partial(_optima_at, C, variances, key)
-        result.attempt(key, lambda: fit.fit_optima(C, values, variances, name=key),
+        fitter = partial(_optima_at, C, weights, key)
+        result.attempt(key, lambda: allocation_fit(key, minima, resampled, n_runs, method),
                        lambda: fit.held_out_check(fitter, [C], values), data=([C], values), rolling=fitter,
-                       points=f"optimum of each IsoFLOP profile, a parabola of log-loss in log N over its points "
-                              f"within {points.NEAR_MINIMUM:.0%} of its lowest loss: {source}")
+                       points=f"optimum of each IsoFLOP profile, {points.MINIMUM_NOTES[method]}: {source}")
+
+
+def allocation_fit(key: str, minima: list[dict], resampled, n_runs: int, method: str) -> Fit:
+    """N_opt or D_opt (key) against C from isoflop_optima's minima and resamples (log N_opt; for D_opt,
+    log D_opt = log(C/6) - log N_opt of the same resample)."""
+    C = np.array([m["C"] for m in minima])
+    if key == "D_opt" and resampled is not None:
+        resampled = np.column_stack([points.log_tokens_at(m, column) for m, column in zip(minima, resampled.T)])
+    weights = fit.optimum_weights(resampled) if resampled is not None else None
+    return fit.fit_optima(C, [m[key] for m in minima], resampled, name=key, runs=n_runs, weights=weights,
+                          method=method)
 
 
 # ---------------------------------------------------------------- fits on external points
@@ -411,12 +463,13 @@ def read_points(path, drop_highest_loss: int = 0) -> dict[str, np.ndarray]:
     return {k: v[np.sort(keep)] for k, v in columns.items()}
 
 
-def analyze_points(path, drop_highest_loss: int = 0, params: str | None = None) -> Analysis:
+def analyze_points(path, drop_highest_loss: int = 0, params: str | None = None,
+                   isoflop_min: str = points.DEFAULT_MINIMUM) -> Analysis:
     """Chinchilla's law fitted to a CSV of (N, D or C, loss); `params` states what its N counts
     (a key of conventions.PARAMS, or None when the file does not say)."""
     table = read_points(path, drop_highest_loss)
     setting = {"points_file": str(path), "tokenizer": None, "n_ctx": None, "points_params": params}
-    result = Analysis(Path(path).stem, setting)
+    result = Analysis(Path(path).stem, setting, isoflop_min=isoflop_min)
     result.data["table"] = table
     N, D, loss = table["N"], table["D"], table["loss"]
     progress(f"{path}: {len(loss)} points; Chinchilla approach 3 from {len(fit.CHINCHILLA_GRID)} starts")
@@ -448,7 +501,7 @@ def _fits_payload(result: Analysis) -> dict:
         **result.setting,
         "convention": result.units(),
         "ci": {"level": fit.CI_LEVEL, "method": "bootstrap of what is independent (each law's ci_method), "
-                                               "bias-corrected percentiles widened to the t quantile"},
+                                               "percentile intervals; none where too few runs (no_interval)"},
         "runs": {"used": [r.name for r in result.runs],
                  "excluded": [{"run": n, "reason": why} for n, why in result.excluded]},
         "laws": result.to_json(),
@@ -477,7 +530,7 @@ def constants_table(result: Analysis) -> str:
     for key, law_fit in result.fits.items():
         lines.append(f"{key}: {report.law_form(law_fit)[0]}  ({law_fit.n_points} points)")
         for name, value, lo, hi, unit in report.constants(law_fit, result):
-            lines.append(f"    {name:<9} = {value:<10.4g} 95% CI [{lo:.4g}, {hi:.4g}]  {unit}")
+            lines.append(f"    {name:<9} = {value:<10.4g} 95% CI {report.interval(law_fit, name)}  {unit}")
         if "warning" in law_fit.extra:
             lines.append(f"    warning: {law_fit.extra['warning']}")
     for key, why in result.skipped.items():
@@ -509,6 +562,12 @@ def main(argv=None) -> int:
                              "the optimal LR and batch per (N, D) and their power laws (analysis/hparams.py)")
     parser.add_argument("--predict", metavar="TARGETS",
                         help="with --hparams: CSV of columns N, D; each row's optimal LR and batch with 95%% intervals")
+    parser.add_argument("--isoflop-min", choices=points.ISOFLOP_MINIMA, default=points.DEFAULT_MINIMUM,
+                        help="how Chinchilla approach 2 takes each IsoFLOP profile's minimum: weighted (default: a "
+                             "parabola of loss in log N, points weighted by their distance from the minimum), "
+                             "quadratic (a parabola over the whole profile, Hoffmann et al. 2022), interpolant "
+                             "(a cubic spline's minimum), window (a parabola over the points within 20%% of the "
+                             "lowest loss)")
     args = parser.parse_args(argv)
     if args.hparams:
         if args.sweep_dir or args.points:
@@ -521,10 +580,10 @@ def main(argv=None) -> int:
         parser.error("give a sweep folder or --points CSV (one of them)")
     start = time.perf_counter()
     if args.points:
-        result = analyze_points(args.points, args.drop_highest_loss, args.params)
+        result = analyze_points(args.points, args.drop_highest_loss, args.params, args.isoflop_min)
     else:
         result = analyze_sweep(args.sweep_dir, args.allow_mixed, Convention(args.params or HEADLINE.params,
-                                                                             args.compute))
+                                                                             args.compute), args.isoflop_min)
     out = args.out or (None if args.points else Path(args.sweep_dir) / "analysis")
     if out:
         write_outputs(result, Path(out))

@@ -122,7 +122,9 @@ def _legend(ax):
 def _constant(fit, name, digits=3):
     """'name=value [lo, hi]' of a fitted constant."""
     value = fit.params[name]
-    lo, hi = fit.ci.get(name, (np.nan, np.nan))
+    if name not in fit.ci:
+        return f"{name}={value:.{digits}g} [{report.TOO_FEW_SHORT if 'no_interval' in fit.extra else 'no CI'}]"
+    lo, hi = fit.ci[name]
     return f"{name}={value:.{digits}g} [{lo:.{digits}g}, {hi:.{digits}g}]"
 
 
@@ -472,7 +474,8 @@ def fig10_critical_batch(result, out_dir):
     ax_h.set_title("(S/S_min - 1)(E/E_min - 1) = 1, eq. 5.1", fontsize=9)
     L = np.array([r["loss"] for r in targets])
     B_crit = np.array([r["B_crit"] for r in targets])
-    err = np.array([[r["B_crit"] - r["ci"]["B_crit"][0], r["ci"]["B_crit"][1] - r["B_crit"]] for r in targets]).T
+    err = np.array([[r["B_crit"] - r["ci"]["B_crit"][0], r["ci"]["B_crit"][1] - r["B_crit"]] if "ci" in r else [0, 0]
+                    for r in targets]).T
     ax_b.errorbar(L, B_crit, yerr=np.clip(err, 0, None), fmt="o", color="C0", label="B_crit per target (95% CI)")
     grid = np.linspace(L.min() * 0.95, L.max() * 1.05, 50)
     ax_b.plot(grid, f.predict(grid), color="C3", label="fit B*/L^(1/α_B)")
@@ -528,7 +531,7 @@ def isoflop_profiles(result, out_dir):
         ax.plot(p["N"], p["loss"], "o", ms=3.5, color=color)
         grid = _span(p["N"], 1.1)
         if p["budget"] in minima:
-            ax.plot(*_near_minimum_parabola(minima[p["budget"]]), color=color, lw=1)
+            ax.plot(*_minimum_curve(minima[p["budget"]]), color=color, lw=1)
             ax.plot(minima[p["budget"]]["N_opt"], minima[p["budget"]]["loss"], "*", ms=10, color=color, mec="k")
         if chin:
             ax.plot(grid, chin.predict(grid, laws.tokens_for_budget(p["C"], grid)), ":", color=color, lw=1)
@@ -536,17 +539,15 @@ def isoflop_profiles(result, out_dir):
     ax.set_xlabel(_n_label(result))
     ax.set_ylabel(LOSS_LABEL)
     ax.grid(True, alpha=0.3)
-    ax.set_title(textwrap.fill(f"{iso['source']}; lines: parabola of log-loss in log N near each minimum"
+    ax.set_title(textwrap.fill(f"{iso['source']}; lines: the curve each minimum was taken from"
                                + (", dotted: approach 3" if chin else ""), 70), fontsize=8)
     _colorbar(fig, ax, norm, _x_label(result, "C"))
     return _save(fig, out_dir, "isoflop_profiles")
 
 
-def _near_minimum_parabola(minimum):
-    """(N, loss) along the parabola that located a profile's optimum, over the sizes it was fitted to."""
-    parabola = minimum["parabola"]
-    x = np.linspace(*parabola["span_log_N"], 50) - parabola["center_log_N"]
-    return np.exp(x + parabola["center_log_N"]), np.exp(np.polyval(parabola["coef"], x))
+def _minimum_curve(minimum):
+    """(N, loss) along the curve that located a profile's optimum (points.isoflop_minimum)."""
+    return minimum["curve"]["N"], minimum["curve"]["loss"]
 
 
 def chinchilla_approach2(result, out_dir):
@@ -721,7 +722,8 @@ def _dash_n_opt(fig, ax, result):
         f, compute, key = result.fits["N_opt"], "C", "N_opt"
         minima = result.data["isoflop"]["minima"]
         C, N = np.array([m["C"] for m in minima]), np.array([m["N_opt"] for m in minima])
-        spread = np.exp(normal.ppf(0.5 + CI_LEVEL / 2) * np.sqrt(np.nan_to_num(points.optimum_variances(minima))))
+        log_sd = np.nan_to_num([m.get("log_sd", np.nan) for m in minima])  # over the run-level bootstrap
+        spread = np.exp(normal.ppf(0.5 + CI_LEVEL / 2) * log_sd)
         ax.errorbar(C, N, yerr=[N - N / spread, N * spread - N], fmt="o", color="C0", capsize=3,
                     label=f"IsoFLOP minima with {CI_LEVEL:.0%} CI")
         title = f"(d) N_opt ∝ C^a, Chinchilla approach 2: {_constant(f, 'exponent')}"

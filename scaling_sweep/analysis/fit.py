@@ -6,21 +6,22 @@
   by L-BFGS from a grid of starting points, as Hoffmann et al. 2022 and Besiroglu et al. 2024
   do. All starts run together in one vectorised L-BFGS (:func:`lbfgs_batch`) with analytic
   gradients; the best one is then polished with scipy's L-BFGS-B.
-- Bootstrap, resampling what is independent. Points that are independent and few (one per
-  model size, as in L(N)): a residual bootstrap in the space the fit is made in (log-loss), the
-  fitted values plus residuals drawn with replacement, inflated by sqrt(n/(n-p)) for the p
-  fitted constants and smoothed with a little Gaussian jitter. Points that come in groups
-  sharing their noise (the learning-curve points of one run), or many points whose errors
-  may be correlated (a table read off a figure): a case bootstrap that redraws whole groups
-  (case_weights), as Besiroglu et al. 2024 did on Chinchilla's points; on those points its 95%
-  intervals are 0.96-1.00x as wide as theirs, the residual bootstrap's 0.41-0.71x. Each
-  resample is one row of the same vectorised optimisation, started from the full-data fit.
-  Intervals are bias-corrected percentiles, widened to the Student t quantile with (independent
-  units - p) degrees of freedom: sweeps have few points, where plain percentile intervals are
-  too narrow. On synthetic data with 1% noise each constant's 95% interval holds the true value
-  in at least 90% of seeds (tests/analysis/test_fit.py), with correlated noise too.
-- Approach 2 (fit_optima): per-budget optima with their own uncertainty, weighted least squares
-  in log-log, each optimum redrawn from its uncertainty for the intervals.
+- Bootstrap, resampling what is independent (docs/intervals.md has the coverage of every interval,
+  measured on simulated sweeps). Points that are independent and few (one per model size, as in
+  L(N)): a residual bootstrap in the space the fit is made in (log-loss), the fitted values plus
+  residuals drawn with replacement, inflated by sqrt(n/(n-p)) for the p fitted constants and smoothed
+  with a little Gaussian jitter. Lines fitted to points that come in groups sharing their noise (the
+  frontier points of one run): a wild cluster bootstrap-t, each run's residuals scaled together.
+  Multi-term laws on grouped points, or on many points whose errors may be correlated (a table read
+  off a figure): a case bootstrap that redraws whole groups (case_weights), as Besiroglu et al. 2024
+  did on Chinchilla's points (on those points its 95% intervals are 0.99-1.03x as wide as theirs).
+  Each resample is one row of the same vectorised optimisation, started from the full-data fit.
+  Intervals are percentiles at the normal quantiles (bootstrap-t for the grouped lines). Where the
+  independent units are fewer than the constants plus MIN_SPARE, the Fit has no interval and says so
+  (extra["no_interval"]): a bootstrap of so few runs reports its own extremes, not an interval.
+- Approach 2 (fit_optima): per-budget optima, weighted least squares in log-log, intervals by a
+  run-level bootstrap of the whole chain (analyze.isoflop_optima: runs redrawn, every profile's
+  minimum retaken, the exponent refitted).
 - Held-out check: fit on all but the largest models, report the relative error of the
   predicted loss of the held-out ones.
 """
@@ -32,15 +33,17 @@ from itertools import product
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.stats import norm
-from scipy.stats import t as student_t
 
 from scaling_sweep.core import laws
 from scaling_sweep.core.errors import UserError
 
 HUBER_DELTA = 1e-3
 CI_LEVEL = 0.95
-N_BOOT = 1000
+N_BOOT = 2000  # resamples of the fits that are cheap (lines, approach 2's minima)
+N_BOOT_HUBER = 1000  # of the Huber/L-BFGS fits, each resample a full refit (Epoch's points: docs/intervals.md)
+# An interval needs this many independent units (runs, or points of a table) beyond the constants
+# fitted: with fewer, a bootstrap redraws too few distinct runs to say anything (docs/intervals.md).
+MIN_SPARE = 5
 
 # law name -> its formula in scaling_sweep.laws
 LAWS = {
@@ -98,17 +101,14 @@ def _check_points(n: int, n_params: int, law: str) -> None:
         raise FitError(f"{law}: {n} points, need at least {need} to fit {n_params} constants")
 
 
-def bootstrap_ci(samples: dict[str, np.ndarray], estimates: dict[str, float], n: int,
-                 n_params: int) -> dict[str, tuple[float, float]]:
-    """Bias-corrected percentile intervals (Efron's BC) of bootstrap samples, widened to the
-    t quantile with n - n_params degrees of freedom instead of the normal one."""
-    z = student_t.ppf(0.5 + CI_LEVEL / 2, n - n_params)
+def bootstrap_ci(samples: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
+    """Percentile intervals of bootstrap samples at the normal quantiles of CI_LEVEL (Efron &
+    Tibshirani 1993, ch. 13); resamples whose fit failed (NaN) are left out."""
+    q = np.array([0.5 - CI_LEVEL / 2, 0.5 + CI_LEVEL / 2])
     ci = {}
     for name, values in samples.items():
-        values = values[~np.isnan(values)]  # NaN: a resample whose fit failed
-        below = np.clip(np.mean(values < estimates[name]), 0.5 / len(values), 1 - 0.5 / len(values))
-        z0 = norm.ppf(below)  # median bias of the bootstrap distribution
-        lo, hi = percentiles(values, norm.cdf(2 * z0 + np.array([-z, z])))
+        values = values[~np.isnan(values)]
+        lo, hi = percentiles(values, q) if len(values) else (np.nan, np.nan)
         ci[name] = (float(lo), float(hi))
     return ci
 
@@ -141,13 +141,20 @@ def residual_resamples(fitted, observed, n_params, n_boot, seed) -> np.ndarray:
     return fitted + draws
 
 
-def case_weights(groups, n_boot, seed) -> np.ndarray:
+def case_weights(groups, n_boot, seed, strata=None) -> np.ndarray:
     """(n_boot, n) weights of a case bootstrap: each resample draws as many groups as there are,
     with replacement, and a point weighs as often as its group was drawn. A group is what is
-    independent: a run whose learning-curve points share its noise, or a single point."""
-    labels, index = np.unique(np.asarray(groups), return_inverse=True)
-    counts = np.random.default_rng(seed).multinomial(len(labels), np.full(len(labels), 1 / len(labels)), n_boot)
-    return counts[:, index].astype(float)
+    independent: a run whose learning-curve points share its noise, or a single point. strata (n),
+    when given: groups are drawn within each stratum as many times as it holds groups (a stratified
+    bootstrap, for a design fixed by stratum such as the runs of one IsoFLOP budget)."""
+    labels, first, index = np.unique(np.asarray(groups), return_index=True, return_inverse=True)
+    label_strata = np.zeros(len(labels)) if strata is None else np.asarray(strata)[first]
+    rng = np.random.default_rng(seed)
+    counts = np.zeros((n_boot, len(labels)))
+    for stratum in np.unique(label_strata):
+        members = np.flatnonzero(label_strata == stratum)
+        counts[:, members] = rng.multinomial(len(members), np.full(len(members), 1 / len(members)), n_boot)
+    return counts[:, index]
 
 
 # ---------------------------------------------------------------- straight lines in log-log
@@ -158,88 +165,246 @@ def _line(x, y, w=None):
     given; returns (a, b), each (K,)."""
     w = np.ones_like(y) if w is None else w
     total = w.sum(-1)
-    x_mean, y_mean = (w * x).sum(-1) / total, (w * y).sum(-1) / total
-    dx = x - x_mean[:, None]
-    with np.errstate(invalid="ignore", divide="ignore"):  # a resample holding one x has no slope
+    with np.errstate(invalid="ignore", divide="ignore"):  # a resample holding one x (or none) has no slope
+        x_mean, y_mean = (w * x).sum(-1) / total, (w * y).sum(-1) / total
+        dx = x - x_mean[:, None]
         b = (w * dx * (y - y_mean[:, None])).sum(-1) / (w * dx * dx).sum(-1)
     return y_mean - b * x_mean, b
 
 
-def _fit_line(x, y, n_boot, seed, groups=None, w=None):
+def _fit_line(x, y, n_boot, seed, groups=None, w=None, x_boot=None, y_boot=None):
     """(intercept, slope) of the line through (x, y) (weights w) and of n_boot bootstrap
-    resamples: residuals resampled, or with groups whole groups of points (case_weights)."""
+    resamples: residuals resampled, or with groups whole groups of points (case_weights). x_boot,
+    y_boot (n_boot, n): where given, each resample's own x or y (an input that was itself estimated,
+    such as C_min under each resample of B_crit)."""
     w = np.ones_like(y) if w is None else w
     a, b = _line(x, y[None], w[None])
+    x_rows = x if x_boot is None else x_boot
+    fitted = a + b * x
     if groups is None:
-        return (a[0], b[0]), _line(x, residual_resamples(a + b * x, y, 2, n_boot, seed), w[None])
-    return (a[0], b[0]), _line(x, np.broadcast_to(y, (n_boot, len(y))), w * case_weights(groups, n_boot, seed))
+        return (a[0], b[0]), _line(x_rows, residual_resamples(fitted, y, 2, n_boot, seed), w[None]), None
+    y_rows = fitted + _leverage_adjusted(x, y - fitted, w, groups) * wild_cluster_signs(groups, n_boot, seed)
+    if y_boot is not None:
+        y_rows = y_rows + (y_boot - y)  # the resampled input's own shift (e.g. S_min under B_crit's resample)
+    w_rows = np.broadcast_to(w, y_rows.shape)
+    a_boot, b_boot = _line(x_rows, y_rows, w_rows)
+    studentize = (cluster_covariance(x, y[None], w[None], groups, a, b)[0],
+                  cluster_covariance(x_rows, y_rows, w_rows, groups, a_boot, b_boot))
+    return (a[0], b[0]), (a_boot, b_boot), studentize
 
 
-def fit_power_law(x, loss, var="N", floor=False, n_boot=N_BOOT, seed=0, groups=None, law=None) -> Fit:
+def cluster_covariance(x, y, w, groups, a, b) -> np.ndarray:
+    """(K, 2, 2) cluster-robust covariance of (intercept, slope) of each row's weighted line (CR1:
+    the sandwich with each group's scores summed, times G/(G-1)·(n-1)/(n-2); Cameron & Miller 2015)."""
+    x = np.broadcast_to(x, y.shape)
+    u = w * (y - a[:, None] - b[:, None] * x)
+    S0, S1, S2 = w.sum(-1), (w * x).sum(-1), (w * x * x).sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        bread = np.stack([np.stack([S2, -S1], -1), np.stack([-S1, S0], -1)], -2) / (S0 * S2 - S1 * S1)[:, None, None]
+    labels, index = np.unique(np.asarray(groups), return_inverse=True)
+    onehot = np.eye(len(labels))[index]
+    scores = np.stack([u @ onehot, (u * x) @ onehot], -1)  # (K, G, 2)
+    n, G = y.shape[1], len(labels)
+    meat = np.einsum("kgi,kgj->kij", scores, scores) * G / (G - 1) * (n - 1) / max(n - 2, 1)
+    return bread @ meat @ bread
+
+
+def studentized_ci(value, gradient, line, boot, studentize) -> tuple[float, float]:
+    """Bootstrap-t interval (Efron & Tibshirani 1993, ch. 12; the wild cluster bootstrap-t of Cameron,
+    Gelbach & Miller 2008) of value(a, b), a function of a line's intercept and slope: each resample's
+    t = (value* - value)/se*, se by the delta method from its cluster-robust covariance, and the
+    interval value - t_(97.5%)·se .. value - t_(2.5%)·se. Unlike percentiles of the resamples, it
+    holds a few runs' uncertainty about their own noise level (Student's t, not the normal quantile)."""
+    (a, b), (a_boot, b_boot), (V, V_boot) = line, boot, studentize
+    g, g_boot = gradient(np.array([a]), np.array([b]))[0], gradient(a_boot, b_boot)
+    se = np.sqrt(g @ V @ g)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = (value(a_boot, b_boot) - value(a, b)) / np.sqrt(np.einsum("ki,kij,kj->k", g_boot, V_boot, g_boot))
+    t = t[np.isfinite(t)]
+    if not len(t) or not np.isfinite(se):
+        return (np.nan, np.nan)
+    lo, hi = percentiles(t, np.array([0.5 - CI_LEVEL / 2, 0.5 + CI_LEVEL / 2]))
+    return (float(value(a, b) - hi * se), float(value(a, b) - lo * se))
+
+
+# value(a, b) and its gradient of the constants of a line in log-log: log x_c = -a/b, alpha = -b
+# (fit_power_law); log coef = a, exponent = b (fit_allocation)
+LINE_CONSTANTS = {
+    "log_x_c": (lambda a, b: -a / b, lambda a, b: np.stack([-1 / b, a / b ** 2], -1)),
+    "minus_slope": (lambda a, b: -b, lambda a, b: np.stack([0 * a, -1 + 0 * b], -1)),
+    "intercept": (lambda a, b: a, lambda a, b: np.stack([1 + 0 * a, 0 * b], -1)),
+    "slope": (lambda a, b: b, lambda a, b: np.stack([0 * a, 1 + 0 * b], -1)),
+}
+
+
+def _studentized_intervals(f: Fit, named: dict[str, tuple[str, bool]], line, boot, studentize) -> Fit:
+    """Replace f's percentile intervals by studentized ones: named maps a constant to its entry of
+    LINE_CONSTANTS and whether the constant is exp of it."""
+    if not f.ci or studentize is None:
+        return f
+    for name, (kind, log_scale) in named.items():
+        lo, hi = studentized_ci(*LINE_CONSTANTS[kind], line, boot, studentize)
+        f.ci[name] = (float(np.exp(lo)), float(np.exp(hi))) if log_scale else (lo, hi)
+    return f
+
+
+def _leverage_adjusted(x, residuals, w, groups) -> np.ndarray:
+    """Each run's residuals times (I - H_gg)^(-1/2), H_gg its block of the hat matrix (Bell & McCaffrey
+    2002's CR2): a run at the end of the line pulls the line towards itself, and its residuals
+    understate its noise by that much."""
+    X = np.stack([np.ones_like(x), x], -1) * np.sqrt(w)[:, None]
+    inverse = np.linalg.inv(X.T @ X)
+    adjusted = np.array(residuals, float)
+    for label in np.unique(np.asarray(groups)):
+        rows = np.flatnonzero(np.asarray(groups) == label)
+        values, vectors = np.linalg.eigh(np.eye(len(rows)) - X[rows] @ inverse @ X[rows].T)
+        root = vectors @ np.diag(1 / np.sqrt(np.clip(values, 1e-6, None))) @ vectors.T
+        adjusted[rows] = root @ residuals[rows]
+    return adjusted
+
+
+WEBB = np.array([-np.sqrt(1.5), -1.0, -np.sqrt(0.5), np.sqrt(0.5), 1.0, np.sqrt(1.5)])
+
+
+def wild_cluster_signs(groups, n_boot, seed) -> np.ndarray:
+    """(n_boot, n) multipliers of a wild cluster bootstrap (Cameron, Gelbach & Miller 2008): every
+    residual of one group (a run) is scaled by the same draw of Webb's (2014) six-point distribution
+    (mean 0, variance 1), so a run's shared noise moves together while the design stays fixed. For
+    a line fitted to the points of few runs the case bootstrap's percentile intervals cover too
+    rarely (86-88% for 7-12 runs in docs/intervals.md); these cover 90-98%."""
+    labels, index = np.unique(np.asarray(groups), return_inverse=True)
+    draws = np.random.default_rng(seed).choice(WEBB, size=(n_boot, len(labels)))
+    return draws[:, index]
+
+
+def _resampled_inputs(law, x, values, groups, n_boot, *resampled):
+    """The points _columns keeps (finite and positive) and, of each resampled input (n_boot, n) or
+    None, the same columns; n_boot 0 where the units are too few for an interval."""
+    finite = np.isfinite(np.asarray(x, float)) & (np.asarray(x, float) > 0) \
+        & np.isfinite(np.asarray(values, float)) & (np.asarray(values, float) > 0)
+    (x, values), groups = _columns(law, x, values, groups=groups)
+    n_boot = _boot_count(n_boot, len(x), groups, 2)
+    n_boot = min([n_boot] + [len(r) for r in resampled if r is not None])  # each resample paired with one row
+    kept = [None if r is None else np.log(np.asarray(r, float)[:n_boot, finite]) for r in resampled]
+    return x, values, groups, n_boot, kept
+
+
+def fit_power_law(x, loss, var="N", floor=False, n_boot=N_BOOT, seed=0, groups=None, law=None,
+                  x_resampled=None) -> Fit:
     """Eq. 1.1-1.3: L = (x_c/x)^alpha by least squares on log L against log x, or with
     floor=True L = L_inf + (x_c/x)^alpha by Huber/L-BFGS. var is "N", "D" or "C" and names
     the constants as Kaplan does (N_c, alpha_N, ...); law names the result (default L_N, L_D,
-    L_Cmin). groups: what is independent (see case_weights); None for independent points."""
+    L_Cmin). groups: what is independent (see case_weights); None for independent points.
+    x_resampled (n_boot, n): x under each resample of what it was computed from (C_min under the
+    B_crit fit's resamples), paired row by row with this fit's resamples."""
     law = law or POWER_LAW_NAMES[var]
     if floor:
         return _fit_power_law_with_floor(x, loss, var, n_boot, seed, groups, law)
-    (x, loss), groups = _columns(law, x, loss, groups=groups)
+    x, loss, groups, n_boot, (x_boot,) = _resampled_inputs(law, x, loss, groups, n_boot, x_resampled)
     _check_points(len(x), 2, law)
     # log L = alpha·log x_c - alpha·log x
-    (a, b), (a_boot, b_boot) = _fit_line(np.log(x), np.log(loss), n_boot, seed, groups)
+    (a, b), (a_boot, b_boot), studentize = _fit_line(np.log(x), np.log(loss), n_boot, seed, groups, x_boot=x_boot)
     names = (f"{var}_c", f"alpha_{var}")
     with np.errstate(over="ignore"):  # a resample's slope near 0 puts its x_c past float range: inf
         x_c_boot = np.exp(-a_boot / b_boot)
-    return _line_fit(law, {names[0]: np.exp(-a / b), names[1]: -b}, {names[0]: x_c_boot, names[1]: -b_boot},
-                     len(x), groups)
+    f = _line_fit(law, {names[0]: np.exp(-a / b), names[1]: -b}, {names[0]: x_c_boot, names[1]: -b_boot},
+                  len(x), groups)
+    return _studentized_intervals(f, {names[0]: ("log_x_c", True), names[1]: ("minus_slope", False)},
+                                  (a, b), (a_boot, b_boot), studentize)
 
 
-def fit_allocation(C, values, name="N_opt", n_boot=N_BOOT, seed=0, groups=None, weights=None) -> Fit:
+def fit_allocation(C, values, name="N_opt", n_boot=N_BOOT, seed=0, groups=None, weights=None,
+                   C_resampled=None, values_resampled=None) -> Fit:
     """value = coef · (C / PF-day)^exponent, the form of eq. 1.7 / 6.1 (N_opt, D_opt, B, S),
-    by least squares in log-log (weighted by `weights` when given)."""
-    (C, values), groups = _columns(name, C, values, groups=groups)
+    by least squares in log-log (weighted by `weights` when given). C_resampled, values_resampled
+    (n_boot, n): inputs under each resample of what they were computed from (see fit_power_law)."""
+    C, values, groups, n_boot, (C_boot, v_boot) = _resampled_inputs(name, C, values, groups, n_boot,
+                                                                     C_resampled, values_resampled)
     _check_points(len(C), 2, name)
     w = None if weights is None else np.asarray(weights, float)
-    (a, b), (a_boot, b_boot) = _fit_line(np.log(C / laws.PF_DAY), np.log(values), n_boot, seed, groups, w)
+    x_boot = None if C_boot is None else C_boot - np.log(laws.PF_DAY)
+    (a, b), (a_boot, b_boot), studentize = _fit_line(np.log(C / laws.PF_DAY), np.log(values), n_boot, seed,
+                                                     groups, w, x_boot, v_boot)
     coef = f"{name.split('_')[0]}_coef"
-    return _line_fit(name, {coef: np.exp(a), "exponent": b}, {coef: np.exp(a_boot), "exponent": b_boot},
-                     len(C), groups)
+    f = _line_fit(name, {coef: np.exp(a), "exponent": b}, {coef: np.exp(a_boot), "exponent": b_boot},
+                  len(C), groups)
+    return _studentized_intervals(f, {coef: ("intercept", True), "exponent": ("slope", False)},
+                                  (a, b), (a_boot, b_boot), studentize)
 
 
-def fit_optima(C, values, log_variance, name="N_opt", n_boot=N_BOOT, seed=0) -> Fit:
-    """Chinchilla approach 2's allocation, value = coef · (C/PF-day)^exponent, from per-budget
-    optima that each carry an uncertainty (the variance of log value): weighted least squares in
-    log-log, and intervals from redrawing every optimum from its own uncertainty around the line,
-    inflated by the reduced chi-square when the optima scatter more than their uncertainties say.
-    Without usable variances (NaN) every optimum weighs the same and the residuals are resampled."""
-    C, values, log_variance = (np.asarray(a, float) for a in (C, values, log_variance))
-    if not np.all(np.isfinite(log_variance) & (log_variance > 0)):
-        fit = fit_allocation(C, values, name, n_boot, seed)
-        fit.extra["weights"] = "equal (no optimum had a variance estimate)"
-        return fit
-    (C, values, log_variance), _ = _columns(name, C, values, log_variance)
+def fit_optima(C, values, resampled=None, name="N_opt", runs=None, weights=None, method="") -> Fit:
+    """Chinchilla approach 2's allocation, value = coef · (C/PF-day)^exponent, from per-budget optima:
+    least squares in log-log, each optimum weighted by `weights` (default: optimum_weights of the
+    resamples; equal without them). resampled (R, J): log value of every budget's optimum rebuilt from
+    each run-level bootstrap resample of the sweep (its runs redrawn, the profiles and their minima
+    retaken: points.resampled_log_optima), NaN where a resample left a profile without a bracketed
+    minimum; each row is refitted and the intervals are their percentiles. runs: how many
+    independent runs the profiles hold (default: every optimum its own)."""
+    (C, values), _ = _columns(name, C, values)
     _check_points(len(C), 2, name)
-    x, y, w = np.log(C / laws.PF_DAY), np.log(values), 1.0 / log_variance
-    a, b = (v[0] for v in _line(x, y[None], w[None]))
-    chi2_per_dof = float(w @ (y - a - b * x) ** 2) / (len(x) - 2) if len(x) > 2 else 1.0
-    scale = np.sqrt(log_variance * max(1.0, chi2_per_dof))
-    redrawn = a + b * x + scale * np.random.default_rng(seed).standard_normal((n_boot, len(x)))
-    a_boot, b_boot = _line(x, redrawn, np.broadcast_to(w, redrawn.shape))
+    x, y = np.log(C / laws.PF_DAY), np.log(values)
+    if weights is None:
+        weights = np.ones(len(C)) if resampled is None else optimum_weights(resampled)
+    a, b = (v[0] for v in _line(x, y[None], np.asarray(weights, float)[None]))
     coef = f"{name.split('_')[0]}_coef"
-    fit = _line_fit(name, {coef: np.exp(a), "exponent": b}, {coef: np.exp(a_boot), "exponent": b_boot}, len(C), None)
-    fit.extra.update(ci_method="each optimum redrawn from its own uncertainty (parametric bootstrap)",
-                     weights="1/Var(log optimum)", chi2_per_dof=chi2_per_dof)
+    units = len(C) if runs is None else runs
+    samples = {}
+    fit = Fit(name, {coef: float(np.exp(a)), "exponent": float(b)}, {}, len(C))
+    if resampled is not None and len(resampled):
+        w = np.where(np.isfinite(resampled), weights, 0.0)
+        a_boot, b_boot = _line(x, np.nan_to_num(resampled), w)
+        failed = (w > 0).sum(1) < 2
+        a_boot[failed], b_boot[failed] = np.nan, np.nan
+        samples = {coef: np.exp(a_boot), "exponent": b_boot}
+        fit.extra["failed_resamples"] = int(failed.sum())
+    fit = _with_intervals(fit, samples, units, np.arange(units), 2)
+    fit.extra.update(ci_method=f"run-level bootstrap over {units} runs: runs redrawn, every profile and its "
+                               f"minimum ({method or 'as fitted'}) rebuilt, the exponent refitted",
+                     weights="1/s² of each log optimum over the resamples (s = IQR/1.349)"
+                     if resampled is not None else "as given")
     return fit
+
+
+def optimum_weights(resampled) -> np.ndarray:
+    """1/s² of each budget's log optimum, s its spread over the bootstrap resamples measured robustly
+    (interquartile range / 1.349, the standard deviation of a normal distribution): a resample that
+    left a profile few sizes throws its vertex far, and a variance would let those few decide. 0 for
+    a budget whose optimum was found in fewer than 2 resamples."""
+    weights = np.zeros(resampled.shape[1])
+    for j, column in enumerate(resampled.T):
+        column = column[np.isfinite(column)]
+        if len(column) > 1:
+            q25, q75 = np.percentile(column, [25, 75])
+            weights[j] = 1.0 / ((q75 - q25) / 1.349) ** 2 if q75 > q25 else 0.0
+    return weights
 
 
 def _line_fit(law, params, boot, n, groups) -> Fit:
-    _check_independent(n, groups, 2, law)
     params = {k: float(v) for k, v in params.items()}
-    n_boot = len(next(iter(boot.values())))
-    fit = Fit(law, params, bootstrap_ci(boot, params, _independent(n, groups), 2) if n_boot else {}, n,
-              samples=boot if n_boot else {})
-    fit.extra["ci_method"] = _ci_method(n, groups)
-    return fit
+    f = _with_intervals(Fit(law, params, {}, n), boot, n, groups, 2)
+    if groups is not None:
+        f.extra["ci_method"] = (f"wild cluster bootstrap-t over {_independent(n, groups)} independent groups of "
+                                "points (runs): Webb weights by run, cluster-robust standard errors")
+    return f
+
+
+def _with_intervals(f: Fit, samples: dict, n, groups, n_params) -> Fit:
+    """The fit's bootstrap samples and their percentile intervals, or, where its independent units
+    are too few (interval_identified), the explicit state no_interval saying how many would give one."""
+    f.extra["ci_method"] = _ci_method(n, groups)
+    units = _independent(n, groups)
+    if not interval_identified(units, n_params):
+        unit = "runs" if groups is not None else "points"
+        f.extra["no_interval"] = (f"too few {unit} for an interval: {units} independent {unit} for {n_params} "
+                                  f"constants; {n_params + MIN_SPARE} or more give one")
+        return f
+    if samples and len(next(iter(samples.values()))):
+        f.samples, f.ci = samples, bootstrap_ci(samples)
+    return f
+
+
+def interval_identified(units: int, n_params: int) -> bool:
+    return units - n_params >= MIN_SPARE
 
 
 # ---------------------------------------------------------------- vectorised L-BFGS
@@ -429,13 +594,6 @@ def _columns(law, *arrays, groups=None):
     return [a[finite] for a in arrays], (None if groups is None else np.asarray(groups)[finite])
 
 
-def _check_independent(n, groups, n_params, law) -> None:
-    """Intervals need more independent units (runs, for grouped points) than constants."""
-    if _independent(n, groups) <= n_params:
-        raise FitError(f"{law}: its {n} points come from {_independent(n, groups)} runs, need at least "
-                       f"{n_params + 1} runs for {n_params} constants")
-
-
 def _independent(n, groups) -> int:
     """How many independent units the points are: the degrees of freedom of the intervals."""
     return n if groups is None else len(np.unique(groups))
@@ -448,13 +606,13 @@ def _ci_method(n, groups) -> str:
 
 
 def _make_fit(law, theta, boot, to_params, n, groups=None):
-    _check_independent(n, groups, len(theta), law)
     params = {k: float(v[0]) for k, v in to_params(theta[None]).items()}
-    samples = to_params(boot) if len(boot) else {}
-    ci = bootstrap_ci(samples, params, _independent(n, groups), len(theta)) if len(boot) else {}
-    fit = Fit(law, params, ci, n, samples=samples)
-    fit.extra["ci_method"] = _ci_method(n, groups)
-    return fit
+    return _with_intervals(Fit(law, params, {}, n), to_params(boot) if len(boot) else {}, n, groups, len(theta))
+
+
+def _boot_count(n_boot, n, groups, n_params) -> int:
+    """n_boot, or 0 where the fit's units are too few for an interval (no resamples to waste time on)."""
+    return n_boot if interval_identified(_independent(n, groups), n_params) else 0
 
 
 VANISHED_FLOOR = 1e-3  # a floor below this share of the lowest loss explains none of it
@@ -476,13 +634,14 @@ CHINCHILLA_GRID = _grid(np.arange(0, 30, 5), np.arange(0, 30, 5), np.arange(-1, 
                         np.arange(0, 2.5, 0.5), np.arange(0, 2.5, 0.5))  # a, b, e, alpha, beta
 
 
-def fit_chinchilla(N, D, loss, n_boot=N_BOOT, seed=0, starts=CHINCHILLA_GRID, groups=None) -> Fit:
+def fit_chinchilla(N, D, loss, n_boot=N_BOOT_HUBER, seed=0, starts=CHINCHILLA_GRID, groups=None) -> Fit:
     """Hoffmann et al. 2022 approach 3: E + A/N^alpha + B/D^beta, Huber on log-loss.
     theta = (log A, log B, log E, alpha, beta)."""
     (N, D, loss), groups = _columns("chinchilla", N, D, loss, groups=groups)
     _check_points(len(loss), 5, "chinchilla")
     predict = _sum_of_powers(2, floor=True)
     theta = starts[:, [0, 1, 3, 4, 2]]  # grid order -> (a, b, alpha, beta, e)
+    n_boot = _boot_count(n_boot, len(loss), groups, 5)
     best, boot = huber_fit(predict, (np.log(N), np.log(D)), np.log(loss), theta, n_boot, seed, groups=groups)
 
     def to_params(t):
@@ -493,12 +652,17 @@ def fit_chinchilla(N, D, loss, n_boot=N_BOOT, seed=0, starts=CHINCHILLA_GRID, gr
 
 
 def _fit_power_law_with_floor(x, loss, var, n_boot, seed, groups, law) -> Fit:
+    """Independent points are resampled whole (a case bootstrap): the Huber fit's small delta makes it
+    nearly a least-absolute-deviations fit, which passes through some points exactly, and their zero
+    residuals made a residual bootstrap's intervals cover 85.5-86%, these 86.5-87% (docs/intervals.md)."""
     (x, loss), groups = _columns(law, x, loss, groups=groups)
+    groups = np.arange(len(x)) if groups is None else groups
     _check_points(len(loss), 3, law)
     # the power term starts near the largest loss at the smallest x, the floor below the lowest
     starts = _grid([np.log(loss.max())], np.linspace(0.05, 1.5, 7),
                    np.log(loss.min()) + np.array([-3.0, -1.0, -0.3]))  # a, alpha, e
     starts[:, 0] += starts[:, 1] * np.log(x.min())
+    n_boot = _boot_count(n_boot, len(loss), groups, 3)
     best, boot = huber_fit(_sum_of_powers(1, floor=True), (np.log(x),), np.log(loss), starts, n_boot, seed,
                            groups=groups)
 
@@ -508,13 +672,16 @@ def _fit_power_law_with_floor(x, loss, var, n_boot, seed, groups, law) -> Fit:
     return _flag_vanished_floor(_make_fit(law, best, boot, to_params, len(loss), groups), "L_inf", loss)
 
 
-def fit_kaplan_nd(N, D, loss, n_boot=N_BOOT, seed=0, groups=None) -> Fit:
-    """Eq. 1.5: L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D, Huber on log-loss."""
+def fit_kaplan_nd(N, D, loss, n_boot=N_BOOT_HUBER, seed=0, groups=None) -> Fit:
+    """Eq. 1.5: L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D, Huber on log-loss; independent
+    points (groups None) are resampled whole, the bootstrap whose coverage docs/intervals.md measures."""
     (N, D, loss), groups = _columns("L_ND", N, D, loss, groups=groups)
+    groups = np.arange(len(loss)) if groups is None else groups
     _check_points(len(loss), 4, "L_ND")
     alphas = (0.03, 0.1, 0.3)
     starts = _grid(alphas, alphas, np.log(N.max()) + np.array([2.0, 10.0, 30.0]),
                    np.log(D.max()) + np.array([2.0, 10.0, 30.0]))
+    n_boot = _boot_count(n_boot, len(loss), groups, 4)
     best, boot = huber_fit(_kaplan_nd, (np.log(N), np.log(D)), np.log(loss), starts, n_boot, seed, groups=groups)
 
     def to_params(t):
@@ -523,7 +690,7 @@ def fit_kaplan_nd(N, D, loss, n_boot=N_BOOT, seed=0, groups=None) -> Fit:
     return _make_fit("L_ND", best, boot, to_params, len(loss), groups)
 
 
-def fit_kaplan_ns(N, S_min, loss, n_boot=N_BOOT, seed=0, groups=None) -> Fit:
+def fit_kaplan_ns(N, S_min, loss, n_boot=N_BOOT_HUBER, seed=0, groups=None) -> Fit:
     """Eq. 1.6: L(N, S_min) = (N_c/N)^alpha_N + (S_c/S_min)^alpha_S, Huber on log-loss."""
     (N, S_min, loss), groups = _columns("L_NS", N, S_min, loss, groups=groups)
     _check_points(len(loss), 4, "L_NS")
@@ -533,6 +700,7 @@ def fit_kaplan_ns(N, S_min, loss, n_boot=N_BOOT, seed=0, groups=None) -> Fit:
     starts[:, 0] += starts[:, 2] * np.log(np.median(N))  # a_i = log(term) + alpha_i·log x
     starts[:, 1] += starts[:, 3] * np.log(np.median(S_min))
     predict = _sum_of_powers(2, floor=False)
+    n_boot = _boot_count(n_boot, len(loss), groups, 4)
     best, boot = huber_fit(predict, (np.log(N), np.log(S_min)), np.log(loss), starts, n_boot, seed, groups=groups)
 
     def to_params(t):
@@ -560,13 +728,14 @@ def _batch_tradeoff(target):
     return predict
 
 
-def fit_critical_batch(target_loss, batch_tokens, steps, n_boot=N_BOOT, seed=0) -> Fit:
+def fit_critical_batch(target_loss, batch_tokens, steps, n_boot=N_BOOT_HUBER, seed=0, groups=None) -> Fit:
     """B_crit(L) = B*/L^(1/alpha_B) (eq. 1.4) from the steps S each batch size B (tokens)
     needed to reach each target loss L: every target's points lie on the hyperbola
     (S/S_min - 1)(E/E_min - 1) = 1 with E = B·S (eq. 5.1), i.e. S = S_min·(1 + B_crit/B).
     All targets are fitted together, Huber on log S; extra["targets"] lists S_min, E_min and
-    B_crit per target with their CIs."""
-    (target_loss, batch_tokens, steps), _ = _columns("B_crit", target_loss, batch_tokens, steps)
+    B_crit per target with their CIs. groups: the run each crossing comes from (a run's crossings
+    share its noise: whole runs are resampled); None for independent points."""
+    (target_loss, batch_tokens, steps), groups = _columns("B_crit", target_loss, batch_tokens, steps, groups=groups)
     losses, target = np.unique(target_loss, return_inverse=True)
     if len(losses) < 2 or any(len(np.unique(batch_tokens[target == j])) < 2 for j in range(len(losses))):
         raise FitError("B_crit: need at least 2 target losses, each reached at 2 or more batch sizes")
@@ -576,14 +745,15 @@ def fit_critical_batch(target_loss, batch_tokens, steps, n_boot=N_BOOT, seed=0) 
     starts = np.array([[np.log(B) + k * np.log(np.median(losses)), k, *log_S_floor]
                        for k in ks for B in np.quantile(batch_tokens, (0.1, 0.5, 0.9))])
     X = (np.log(losses)[target], np.log(batch_tokens))
-    best, boot = huber_fit(_batch_tradeoff(target), X, np.log(steps), starts, n_boot, seed)
+    n_boot = _boot_count(n_boot, len(steps), groups, len(starts[0]))
+    best, boot = huber_fit(_batch_tradeoff(target), X, np.log(steps), starts, n_boot, seed, groups=groups)
     fit = _make_fit("B_crit", best, boot, lambda t: {"B_star": np.exp(t[:, 0]), "alpha_B": 1.0 / t[:, 1]},
-                    len(steps))
-    fit.extra["targets"] = [_target_row(L, j, best, boot, len(steps)) for j, L in enumerate(losses)]
+                    len(steps), groups)
+    fit.extra["targets"] = [_target_row(L, j, best, boot if fit.samples else boot[:0]) for j, L in enumerate(losses)]
     return fit
 
 
-def _target_row(L, j, best, boot, n):
+def _target_row(L, j, best, boot):
     """S_min, E_min (tokens) and B_crit (tokens) at one target loss, with CIs."""
 
     def values(t):
@@ -594,7 +764,7 @@ def _target_row(L, j, best, boot, n):
     estimates = {k: float(v[0]) for k, v in values(best[None]).items()}
     row = {"loss": float(L), **estimates}
     if len(boot):
-        row["ci"] = {k: list(v) for k, v in bootstrap_ci(values(boot), estimates, n, len(best)).items()}
+        row["ci"] = {k: list(v) for k, v in bootstrap_ci(values(boot)).items()}
     return row
 
 

@@ -27,7 +27,7 @@ Laws (:data:`HPARAM_LAWS`), each by weighted least squares in log-log, weights 1
 Intervals: bootstrap replicate k of every cell (its runs resampled) gives a set of optima, and the law
 fitted to them replicate k of its constants, so each cell's own uncertainty propagates; when the optima
 scatter about the law more than those uncertainties say (reduced chi-square > 1), the replicates'
-spread is widened by sqrt(chi-square), as fit.fit_optima does; then fit.bootstrap_ci. Checks: fit.held_out_check
+spread is widened by sqrt(chi-square) (the Birge ratio); then fit.bootstrap_ci (percentiles). Checks: fit.held_out_check
 and fit.rolling_check on the largest sizes, and :func:`prediction_check`: the laws fitted without the largest
 size predict its optimal LR (as a factor) and the loss at the predicted (LR, batch) on that size's surface.
 """
@@ -321,7 +321,7 @@ def fit_law(key: str, N, D, values, log_variance, log_samples=None) -> HparamFit
     if log_samples is not None:
         boot = theta + (_wls(X, log_samples, w) - theta) * np.sqrt(max(1.0, chi2_per_dof))
         result.samples = {law.coef: np.exp(boot[:, 0]), **{e: boot[:, i + 1] for i, e in enumerate(law.exponents)}}
-        result.ci = fit.bootstrap_ci(result.samples, params, n, p)
+        result.ci = fit.bootstrap_ci(result.samples)
         result.extra["ci_method"] = ("bootstrap of the runs within each cell, the law refitted to each replicate's "
                                      "optima; spread widened by sqrt(reduced chi-square) when above 1")
     return result
@@ -488,8 +488,7 @@ def predict(result: HparamAnalysis, N, D) -> list[dict]:
         f = result.fits[key]
         values, samples = f.predict(N, D), f.predict_samples(N, D)
         for i, row in enumerate(rows):
-            lo, hi = fit.bootstrap_ci({target: samples[:, i]}, {target: values[i]}, f.n_points,
-                                      1 + len(HPARAM_LAWS[key].exponents))[target]
+            lo, hi = fit.bootstrap_ci({target: samples[:, i]})[target]
             row.update({target: float(values[i]), f"{target}_lo": lo, f"{target}_hi": hi, f"{target}_law": key})
     return rows
 

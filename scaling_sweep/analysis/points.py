@@ -5,6 +5,7 @@ the fit, non-embedding N and C = 6·N·tokens by default)."""
 from __future__ import annotations
 
 import numpy as np
+from scipy.interpolate import CubicSpline
 
 from scaling_sweep.analysis.runs import Run
 from scaling_sweep.core import laws
@@ -87,23 +88,40 @@ def frontier(runs: list[Run], B_crit=None) -> dict[str, np.ndarray]:
     interpolated). Returns C, loss, N, the run each point comes from (its group for the
     bootstrap), steps S and batch B (tokens). With a fitted B_crit(L) the compute is
     C_min = C/(1 + B/B_crit(L)) (eq. 5.5), the steps S_min = S/(1 + B_crit(L)/B) (eq. 5.4) and B
-    the critical batch B_crit(L) at which compute-efficient training runs."""
+    the critical batch B_crit(L) at which compute-efficient training runs; C_raw, S_raw and B_run
+    are each point's own compute, steps and batch (to redo the conversion under another B_crit)."""
     columns = []
     for index, run in enumerate(runs):
         curve, B = run.loss_curve(), float(run.summary.batch_tokens)
         C, S, batch = curve["flops"], curve["step"], np.full(len(curve["step"]), B)
+        raw = [C, S, batch]
         if B_crit is not None:
             batch = B_crit.predict(curve["loss"])
             C, S = laws.min_compute(C, B / batch), laws.min_steps(S, B, batch)
         columns.append(np.stack([C, curve["loss"], np.full(len(C), float(run.summary.N)),
-                                 np.full(len(C), index), S, batch]))
+                                 np.full(len(C), index), S, batch, *raw]))
+    keys = ("C", "loss", "N", "run", "S", "B", "C_raw", "S_raw", "B_run")
     if not columns:
-        return {k: np.array([]) for k in ("C", "loss", "N", "run", "S", "B")}
+        return {k: np.array([]) for k in keys}
     table = np.concatenate(columns, axis=1)
-    C, loss, N, run, S, B = table[:, np.argsort(table[0], kind="stable")]
+    table = table[:, np.argsort(table[0], kind="stable")]
+    loss = table[1]
     best_before = np.concatenate([[np.inf], np.minimum.accumulate(loss)[:-1]])
     on = loss < best_before
-    return {"C": C[on], "loss": loss[on], "N": N[on], "run": run[on].astype(int), "S": S[on], "B": B[on]}
+    front = dict(zip(keys, table[:, on]))
+    front["run"] = front["run"].astype(int)
+    return front
+
+
+def frontier_resampled(front: dict, B_crit) -> dict | None:
+    """C_min, S_min and B_crit of each frontier point under every bootstrap resample of the B_crit fit
+    (eq. 5.4, 5.5), rows paired with the resamples of the fits made on the frontier: B_crit's
+    uncertainty carried into C_min. None without a B_crit fit or without its resamples."""
+    if B_crit is None or not B_crit.samples:
+        return None
+    B = laws.critical_batch(front["loss"][None], B_crit.samples["B_star"][:, None], B_crit.samples["alpha_B"][:, None])
+    return {"C": laws.min_compute(front["C_raw"][None], front["B_run"][None] / B),
+            "S": laws.min_steps(front["S_raw"][None], front["B_run"][None], B), "B": B}
 
 
 def loss_at_steps(runs: list[Run], n_grid: int = 12) -> dict[str, np.ndarray]:
@@ -128,22 +146,23 @@ def loss_at_steps(runs: list[Run], n_grid: int = 12) -> dict[str, np.ndarray]:
 def steps_to_targets(runs: list[Run], n_targets: int = 4) -> dict[str, np.ndarray]:
     """Points for B_crit (Kaplan section 5.1): among runs of one N at two or more batch sizes,
     the steps S each needed to first reach each of n_targets losses that all of them reach.
-    Returns target loss, batch tokens B, steps S and N per point."""
+    Returns target loss, batch tokens B, steps S, N and the run (its index in runs: a run's crossings
+    share its noise, the unit the bootstrap redraws) per point."""
     rows = []
     for N in np.unique([r.summary.N for r in runs]):
-        group = [r for r in runs if r.summary.N == N]
-        if len({r.summary.batch_tokens for r in group}) < 2:
+        group = [(i, r) for i, r in enumerate(runs) if r.summary.N == N]
+        if len({r.summary.batch_tokens for _, r in group}) < 2:
             continue
-        curves = [(_running_min_curve(r, "step"), r.summary.batch_tokens) for r in group]
-        highest = min(loss[0] for (_, loss), _ in curves)  # every run starts above it
-        lowest = max(loss[-1] for (_, loss), _ in curves)  # every run gets below it
+        curves = [(_running_min_curve(r, "step"), r.summary.batch_tokens, i) for i, r in group]
+        highest = min(loss[0] for (_, loss), _, _ in curves)  # every run starts above it
+        lowest = max(loss[-1] for (_, loss), _, _ in curves)  # every run gets below it
         if not lowest < highest:
             continue
         for target in np.geomspace(lowest, highest, n_targets + 2)[1:-1]:
-            for (steps, loss), B in curves:
-                rows.append((target, B, _first_crossing(steps, loss, target), N))
-    target, B, S, N = np.array(rows, float).T if rows else (np.array([]),) * 4
-    return {"target": target, "B": B, "S": S, "N": N}
+            for (steps, loss), B, index in curves:
+                rows.append((target, B, _first_crossing(steps, loss, target), N, index))
+    target, B, S, N, run = np.array(rows, float).T if rows else (np.array([]),) * 5
+    return {"target": target, "B": B, "S": S, "N": N, "run": run.astype(int)}
 
 
 def _first_crossing(steps, loss, target):
@@ -266,57 +285,165 @@ def _curve_profiles(runs, n_budgets):
     return profiles
 
 
-# A profile's points within 20% of its lowest loss locate its minimum: on wide synthetic profiles
-# of Chinchilla's law with 1% noise this gave the N_opt exponent within 0.015 (bias +0.003), where
-# 3% was too noisy (0.03) and the whole profile biased (-0.044).
-NEAR_MINIMUM = 0.2
+# ---------------------------------------------------------------- the minimum of an IsoFLOP profile
+#
+# Every recipe takes a profile's sizes x = log N, losses y and weights w (R, n), one row per bootstrap
+# resample (a point weighs as often as its run was drawn, 0 when it was not), and returns each row's
+# log N_opt (NaN where the row's minimum is not bracketed by its sizes) and its fitted loss along GRID
+# points of the profile's span (for the figure).
+
+WINDOW = 0.2  # "window": the points within 20% of the lowest loss
+BANDWIDTH = 1.5  # "weighted": Gaussian weights of width 1.5 in ln N (a factor 4.5) around the minimum
+GRID = 201
 
 
-def isoflop_minimum(profile: dict, window: float = NEAR_MINIMUM) -> dict | None:
-    """Chinchilla approach 2: the optimum of one IsoFLOP profile from the points near its lowest
-    loss, a parabola of log-loss in log N over those within `window` of it (at least the lowest,
-    its two neighbours and, where the profile has them, a fourth). A parabola over a whole wide profile is
-    pulled off the minimum by the far, overlarge and undertrained models. Returns N_opt, its
-    C and D_opt (at_optimum), the profile's budget, the loss there and what the vertex's
-    uncertainty needs (see optimum_variances); None when the lowest loss is at either end of the profile or the
-    parabola opens downward (the budget's optimum was not bracketed)."""
-    log_N, loss = np.log(profile["N"]), np.asarray(profile["loss"], float)
-    low = int(np.argmin(loss))
-    if low in (0, len(loss) - 1):
+def _parabolas(x, y, w):
+    """Weighted least-squares parabolas y = a·x² + b·x + c, one per row of w (R, n): (R, 3),
+    NaN where a row has fewer than 3 sizes of positive weight."""
+    X = np.vander(x, 3)
+    XtWX = np.einsum("ni,rn,nj->rij", X, w, X)
+    XtWy = np.einsum("ni,rn,n->ri", X, w, y)
+    scale = np.trace(XtWX, axis1=1, axis2=2)
+    ok = ((w > 0).sum(1) >= 3) & (np.linalg.det(XtWX) > 1e-10 * scale ** 3)
+    coef = np.full((len(w), 3), np.nan)
+    if ok.any():
+        coef[ok] = np.linalg.solve(XtWX[ok], XtWy[ok][..., None])[..., 0]
+    return coef
+
+
+def _vertex(coef, x, w):
+    """x of each parabola's minimum; NaN where it opens downward or lies outside the sizes of
+    positive weight (the budget's optimum not bracketed)."""
+    a, b = coef[:, 0], coef[:, 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vertex = np.where(a > 0, -b / (2 * a), np.nan)
+    inside = (vertex >= np.where(w > 0, x, np.inf).min(1)) & (vertex <= np.where(w > 0, x, -np.inf).max(1))
+    return np.where(inside, vertex, np.nan)
+
+
+def _on_grid(coef, grid):
+    return coef[:, :1] * grid ** 2 + coef[:, 1:2] * grid + coef[:, 2:]
+
+
+def _lowest(x, y, w):
+    """x of each row's lowest loss among its points of positive weight, NaN at either end (not bracketed)."""
+    masked = np.where(w > 0, y, np.inf)
+    low = np.argmin(masked, 1)
+    present = w > 0
+    first, last = np.argmax(present, 1), len(x) - 1 - np.argmax(present[:, ::-1], 1)
+    return np.where((low == first) | (low == last), np.nan, x[low]), masked[np.arange(len(w)), low]
+
+
+def minimum_quadratic(x, y, w, grid):
+    """Hoffmann et al. 2022 approach 2 (section 3.2, fig. 3): a parabola of loss in log N over the
+    whole profile."""
+    coef = _parabolas(x, y, w)
+    return _vertex(coef, x, w), _on_grid(coef, grid)
+
+
+def minimum_window(x, y, w, grid, window=WINDOW):
+    """A parabola of loss in log N over the points within `window` of the profile's lowest loss
+    and, at least, the lowest point's neighbours on either side (this project's recipe before the
+    weighted one)."""
+    centre, low_loss = _lowest(x, y, w)
+    rank = np.cumsum(w > 0, 1)
+    low_rank = np.where(w > 0, rank, 0)[np.arange(len(w)), np.argmin(np.where(w > 0, y, np.inf), 1)]
+    near = (y <= low_loss[:, None] * (1 + window)) | (np.abs(rank - low_rank[:, None]) <= 1)
+    near_w = np.where(near, w, 0.0)
+    coef = _parabolas(x, y, near_w)
+    return np.where(np.isnan(centre), np.nan, _vertex(coef, x, near_w)), _on_grid(coef, grid)
+
+
+def minimum_weighted(x, y, w, grid, bandwidth=BANDWIDTH):
+    """The default: a parabola of loss in log N with each point weighted by exp(-u²/2), u its distance
+    from the minimum in units of `bandwidth` (in ln N), centred first at the lowest point, then once
+    more at the vertex so found. Near the optimum every budget's profile has the same shape (the two
+    power terms keep a fixed ratio there), so a window of fixed width in ln N biases every budget's
+    vertex alike and the exponent not at all; points far off the optimum, which pull a whole-profile
+    parabola aside, weigh nothing."""
+    centre, _ = _lowest(x, y, w)
+    for _ in range(2):
+        local = w * np.exp(-0.5 * ((x - centre[:, None]) / bandwidth) ** 2)
+        local = np.where(np.isnan(local), 0.0, local)
+        coef = _parabolas(x, y, local)
+        vertex = _vertex(coef, x, w)
+        centre = np.where(np.isnan(centre), np.nan, vertex)
+    return centre, _on_grid(coef, grid)
+
+
+def minimum_interpolant(x, y, w, grid):
+    """The minimum of a cubic spline through the profile's points (not-a-knot, in log N; a size drawn
+    twice is one knot), on a fine grid refined by a parabola through the three grid points around it."""
+    fine = np.linspace(x.min(), x.max(), 20 * GRID)
+    vertex, curve = np.full(len(w), np.nan), np.full((len(w), len(grid)), np.nan)
+    for pattern in np.unique(w > 0, axis=0):
+        rows = np.all((w > 0) == pattern, 1)
+        if pattern.sum() < 4:
+            continue
+        spline = CubicSpline(x[pattern], y[pattern])
+        inside = (fine >= x[pattern].min()) & (fine <= x[pattern].max())
+        values = np.where(inside, spline(fine), np.inf)
+        i = int(np.argmin(values))
+        if 0 < i < len(fine) - 1 and np.isfinite(values[i - 1]) and np.isfinite(values[i + 1]):
+            a, b, _ = np.polyfit(fine[i - 1:i + 2] - fine[i], values[i - 1:i + 2], 2)
+            vertex[rows] = fine[i] - b / (2 * a) if a > 0 else fine[i]
+        curve[rows] = np.where((grid >= x[pattern].min()) & (grid <= x[pattern].max()), spline(grid), np.nan)
+    return vertex, curve
+
+
+ISOFLOP_MINIMA = {"weighted": minimum_weighted, "quadratic": minimum_quadratic, "interpolant": minimum_interpolant,
+                  "window": minimum_window}
+DEFAULT_MINIMUM = "weighted"
+MINIMUM_NOTES = {
+    "weighted": f"a parabola of loss in log N, points weighted by a Gaussian of width {BANDWIDTH:g} in ln N "
+                "around the minimum (this project's default, chosen by simulation: docs/intervals.md)",
+    "quadratic": "a parabola of loss in log N over the whole profile (Hoffmann et al. 2022, approach 2)",
+    "interpolant": "the minimum of a cubic spline through the profile's points",
+    "window": f"a parabola of loss in log N over the points within {WINDOW:.0%} of the lowest loss",
+}
+
+
+def isoflop_minimum(profile: dict, method: str = DEFAULT_MINIMUM) -> dict | None:
+    """Chinchilla approach 2: the optimum of one IsoFLOP profile by one of ISOFLOP_MINIMA. Returns
+    N_opt, D_opt = C/(6·N_opt), the fitted loss there and the fitted curve over the profile (N, loss),
+    or None when the minimum is not bracketed by the profile's sizes."""
+    x, y, middle = _centred(profile)
+    grid = np.linspace(x.min(), x.max(), GRID)
+    vertex, curve = ISOFLOP_MINIMA[method](x, y, np.ones((1, len(x))), grid)
+    if np.isnan(vertex[0]):
         return None
-    near = np.flatnonzero(loss <= loss[low] * (1 + window))
-    by_distance = np.argsort(np.abs(np.arange(len(loss)) - low), kind="stable")
-    near = np.union1d(near, by_distance[:min(4, len(loss))])
-    x = log_N[near] - log_N[low]  # centred for a well-conditioned fit
-    a, b, c = np.polyfit(x, np.log(loss[near]), 2)
-    if a <= 0:
-        return None
-    vertex = -b / (2 * a)
-    if not x.min() <= vertex <= x.max():
-        return None
-    N_opt = float(np.exp(log_N[low] + vertex))
+    N_opt = float(np.exp(vertex[0] + middle))
     C, D_opt = at_optimum(profile, N_opt)
-    residuals = np.log(loss[near]) - np.polyval([a, b, c], x)
-    design = np.vander(x, 3)
     return {"C": C, "budget": profile.get("budget", profile["C"]), "N_opt": N_opt, "D_opt": D_opt,
-            "loss": float(np.exp(c - b * b / (4 * a))), "n_near": len(near),
-            "parabola": {"center_log_N": float(log_N[low]), "coef": [float(a), float(b), float(c)],
-                         "span_log_N": [float(log_N[near].min()), float(log_N[near].max())]},
-            "rss": float(residuals @ residuals), "dof": len(near) - 3,
-            "vertex_variance_factor": _vertex_variance_factor(a, b, design)}
+            "loss": float(np.interp(vertex[0], grid, curve[0])), "method": method,
+            "curve": {"N": np.exp(grid + middle), "loss": curve[0]},
+            "log_N_log_D": (x + middle, np.log(_tokens(profile)))}
 
 
-def _vertex_variance_factor(a, b, design) -> float:
-    """Var(log N_opt) / sigma² by the delta method: vertex = -b/(2a) of the least-squares parabola,
-    whose coefficients have covariance sigma²·(XᵀX)⁻¹ for residual variance sigma² of log-loss."""
-    gradient = np.array([b / (2 * a * a), -1 / (2 * a), 0.0])
-    return float(gradient @ np.linalg.pinv(design.T @ design) @ gradient)
+def _tokens(profile: dict) -> np.ndarray:
+    """Each point's D (tokens): recorded, or C/(6N) for a table's profile given only its C."""
+    return profile["D"] if "D" in profile else laws.tokens_for_budget(profile["C"], profile["N"])
 
 
-def optimum_variances(minima: list[dict]) -> np.ndarray:
-    """Var(log N_opt) of each profile's optimum, with the residual variance of log-loss pooled
-    over every profile's near-minimum parabola (one noise level for the sweep); NaN when no
-    parabola has a point to spare (dof 0 everywhere)."""
-    dof = sum(m["dof"] for m in minima)
-    sigma2 = sum(m["rss"] for m in minima) / dof if dof else np.nan
-    return np.array([m["vertex_variance_factor"] * sigma2 for m in minima])
+def log_tokens_at(minimum: dict, log_N_opt: np.ndarray) -> np.ndarray:
+    """log D at (resampled) log N_opt, interpolated between the profile's points as at_optimum does."""
+    return np.interp(log_N_opt, *minimum["log_N_log_D"])
+
+
+def _centred(profile):
+    """log N of a profile less its middle (well-conditioned parabolas), the losses, and the middle."""
+    log_N = np.log(np.asarray(profile["N"], float))
+    middle = 0.5 * (log_N.min() + log_N.max())
+    return log_N - middle, np.asarray(profile["loss"], float), middle
+
+
+def resampled_log_optima(profiles: list[dict], run_weights: np.ndarray, method: str = DEFAULT_MINIMUM) -> np.ndarray:
+    """(R, J) log N_opt of each profile rebuilt from each row of run_weights (R, runs): a point weighs
+    as often as its run (profile["run"], an index into the columns) was drawn. NaN where a resample's
+    profile has no bracketed minimum."""
+    columns = []
+    for p in profiles:
+        x, y, middle = _centred(p)
+        vertex, _ = ISOFLOP_MINIMA[method](x, y, run_weights[:, p["run"]], x[:1])
+        columns.append(vertex + middle)
+    return np.stack(columns, 1) if columns else np.empty((len(run_weights), 0))

@@ -96,11 +96,25 @@ def constants(f, result):
         yield name, value, lo, hi, laws.CONSTANT_UNITS.get(name, "dimensionless").format(**words)
 
 
+TOO_FEW_SHORT = "too few runs for a CI"  # in a figure's legend; the report says how many runs would give one
+
+
+def interval(f, name: str, fmt: str = ".4g", short: bool = False) -> str:
+    """'[lo, hi]' of a constant's 95% interval, or why there is none (too few runs for one: in full,
+    with how many would give one, or short, for a table's cell)."""
+    if name in f.ci:
+        lo, hi = f.ci[name]
+        return f"[{lo:{fmt}}, {hi:{fmt}}]"
+    if "no_interval" in f.extra:
+        return f"[{TOO_FEW_SHORT}]" if short else f"({f.extra['no_interval']})"
+    return "[no interval]"
+
+
 def constants_rows(result) -> list[str]:
     rows = [f"| law | constant | fitted | 95% CI | unit | {PUBLISHED_HEADER} |", "| --- " * 6 + "|"]
     for key, f in result.fits.items():
         for name, value, lo, hi, unit in constants(f, result):
-            rows.append(f"| {key} | {name} | {value:.4g} | [{lo:.4g}, {hi:.4g}] | {unit} | {_published(f.law, name)} |")
+            rows.append(f"| {key} | {name} | {value:.4g} | {interval(f, name)} | {unit} | {_published(f.law, name)} |")
     return rows
 
 
@@ -162,8 +176,7 @@ def _value_with_ci(analysis, key: str, name: str) -> str:
     f = analysis.fits.get(key)
     if f is None:
         return "–"
-    lo, hi = f.ci.get(name, (np.nan, np.nan))
-    return f"{f.params[name]:.3g} [{lo:.3g}, {hi:.3g}]"
+    return f"{f.params[name]:.3g} {interval(f, name, '.3g', short=True)}"
 
 
 def convention_rows(result) -> list[str]:

@@ -38,10 +38,10 @@ def legend_labels(ax):
 
 
 def frontier_analysis(with_b_crit: bool) -> Analysis:
-    """Frontier points of 5 runs, N ∝ C^0.7, and the allocation laws on them (with B_crit: S_min and B too)."""
+    """Frontier points of 8 runs, N ∝ C^0.7, and the allocation laws on them (with B_crit: S_min and B too)."""
     rng = np.random.default_rng(0)
     C = np.geomspace(1e12, 1e16, 40)
-    run = np.arange(40) // 8
+    run = np.arange(40) // 5  # 8 runs: enough for an interval of 2 constants (fit.MIN_SPARE)
     N = 1e6 * (C / laws.PF_DAY) ** 0.7 * np.exp(0.05 * rng.standard_normal(40))
     B = np.full(40, 2048.0) * (C / C[0]) ** 0.2
     front = {"C": C, "loss": 3.0 * (C / C[0]) ** -0.05, "N": N, "run": run, "S": C / (6 * N * B), "B": B}
@@ -74,8 +74,8 @@ def test_fig14_with_b_crit_has_n_s_min_and_b_against_c_min(saved):
 
 def approach_2_analysis() -> Analysis:
     rng = np.random.default_rng(1)
-    C = np.geomspace(1e18, 1e21, 5)
-    N_opt = 0.1 * C**0.5 * np.exp(0.03 * rng.standard_normal(5))
+    C = np.geomspace(1e18, 1e21, 7)  # 7 budgets: enough for an interval of 2 constants (fit.MIN_SPARE)
+    N_opt = 0.1 * C**0.5 * np.exp(0.03 * rng.standard_normal(7))
     minima = [{"C": c, "N_opt": n, "D_opt": c / (6 * n)} for c, n in zip(C, N_opt)]
     result = Analysis("hand", SETTING, data={"isoflop": {"profiles": [], "minima": minima, "source": "hand"}})
     for key in ("N_opt", "D_opt"):

@@ -13,11 +13,11 @@ SETTING = {"tokenizer": "byte", "n_ctx": 128}
 
 
 def size_and_compute_analysis(convention=conventions.HEADLINE, alpha_N=0.1, seed=0) -> Analysis:
-    """L(N) on 6 sizes (with its rolling check) and fixed-batch L(C) on 5 runs' frontier points."""
+    """L(N) on 7 sizes (with its rolling check) and fixed-batch L(C) on 5 runs' frontier points."""
     rng = np.random.default_rng(seed)
     result = Analysis("hand", SETTING, convention=convention)
-    N = np.geomspace(1e5, 1e7, 6)
-    loss = laws.loss_n(N, 1e10, alpha_N) * np.exp(0.01 * rng.standard_normal(6))
+    N = np.geomspace(1e5, 1e7, 7)
+    loss = laws.loss_n(N, 1e10, alpha_N) * np.exp(0.01 * rng.standard_normal(7))
     result.attempt("L_N", lambda: fit.fit_power_law(N, loss, "N", n_boot=200), data=([N], loss),
                    rolling=partial(fit.fit_power_law, var="N"))
     C = np.geomspace(1e12, 1e16, 20)
@@ -34,7 +34,7 @@ def test_units_name_the_convention_fitted():
     assert "| FLOPs (exact count) | Kaplan, fixed batch 1.382e+27 |" in rows  # L_C beside eq. 3.3's constants
     text = report.markdown(result, [], [])
     assert "headline convention **total/exact**: N = all parameters" in text
-    assert "intervals: case bootstrap over 5 independent groups" in text
+    assert "intervals: wild cluster bootstrap-t over 5 independent groups" in text
 
 
 def test_convention_table_has_a_column_per_convention_and_the_published_values():
@@ -55,10 +55,10 @@ def test_convention_table_has_a_column_per_convention_and_the_published_values()
 def test_goodness_and_rolling_tables():
     result = size_and_compute_analysis()
     goodness = report.goodness_rows(result)
-    assert goodness[2] == f"| L_N | loss | 6 | {result.fits['L_N'].extra['goodness']['rmse_log']:.3g} |"
+    assert goodness[2] == f"| L_N | loss | 7 | {result.fits['L_N'].extra['goodness']['rmse_log']:.3g} |"
     (rolling,) = report.rolling_rows(result)[2:]
     steps = result.fits["L_N"].extra["rolling"]
-    assert rolling.startswith("| L_N | N (non-embedding parameters) | ") and rolling.count("→") == len(steps) == 3
+    assert rolling.startswith("| L_N | N (non-embedding parameters) | ") and rolling.count("→") == len(steps) == 4
     text = report.markdown(result, [], [])
     assert "## Goodness of fit" in text and "## Rolling prediction" in text
     assert "## Headline exponents under every convention" not in text  # no by_convention: no table
