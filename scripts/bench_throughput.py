@@ -20,7 +20,9 @@ settings, such as the allocator's, belong to it alone):
               fp32 or bf16 autocast, eager or torch.compile'd. The headline ratio is ours over
               the fastest of them at that shape; the others are printed beside it.
 
-Per shape it prints tokens/s (median of the rounds, min-max), ours/peer ratios, achieved FLOP/s
+Per shape it prints tokens/s (median of the rounds, min-max), ours over the fastest peer configuration
+(the headline) and over each of the others, ours over the baseline (the median of the rounds' ratios),
+achieved FLOP/s
 (the exact matmul count of scaling_sweep.accounting) and MFU by both of training.mfu's conventions:
 over the device's datasheet dense peak in our dtype (GPUs; the headline there) and over a large
 torch.mm in our dtype, measured for --peak-s in every round on the same device (median of the
