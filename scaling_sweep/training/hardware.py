@@ -183,6 +183,15 @@ def peak_matrix_size(device: torch.device) -> int:
     return 8192 if device.type == "cuda" else 2048
 
 
+def matmul_peak_key(device: torch.device, dtype: str, trial_s: float) -> str:
+    """What a measured torch.mm peak depends on: the machine, the device and its threads, the dtype, torch,
+    and the trial's size and length (training.mfu caches trials under this key)."""
+    size = peak_matrix_size(device)
+    chip = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
+    return (f"{platform.node()} | {chip} | {device_name(device)} | {dtype} | torch {torch.__version__} | "
+            f"mm {size}x{size}, {trial_s:g} s")
+
+
 def matmul_trials(device: torch.device, dtype: str, seconds: float, trials: int = PEAK_TRIALS) -> list[float]:
     """`trials` fresh torch.mm measurements of `seconds` each (FLOP/s)."""
     return [measure_matmul_flops(device, dtype, seconds=seconds) for _ in range(trials)]

@@ -30,7 +30,7 @@ class TrainingStep:
     grad_clip: float
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return optimizer_step(self.model, self.train_model, self.optimizer, x, y, device=self.device,
+        return optimizer_step(self.train_model, self.optimizer, x, y, device=self.device,
                               dtype=self.dtype, micro_batch_size=self.micro_batch_size, grad_clip=self.grad_clip)
 
     def set_lr(self, lr: float) -> None:
@@ -44,10 +44,10 @@ def build_training_step(model_cfg: ModelConfig, vocab_size: int, optim_cfg: Opti
     """The model initialised from `seed`, AdamW at peak `lr`, compiled and DDP-wrapped as asked."""
     torch.manual_seed(seed)
     model = GPT(model_cfg, vocab_size).to(device)
+    optimizer = build_optimizer(model, optim_cfg, lr, device)  # before DDP, which then sees the flat views
     train_model = compile_for_training(model) if compile_model else model
     if dist is not None:
         train_model = distributed.wrap(train_model, dist)
-    optimizer = build_optimizer(model, optim_cfg, lr, device)
     return TrainingStep(model, train_model, optimizer, device, dtype, micro_batch_size, optim_cfg.grad_clip)
 
 
@@ -76,7 +76,6 @@ def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 def optimizer_step(
-    model: torch.nn.Module,
     train_model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     x: torch.Tensor,
@@ -89,8 +88,9 @@ def optimizer_step(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward/backward over micro-batches of (x, y), clip, step; returns (mean loss, grad norm) on device.
 
-    `train_model` is the compiled and/or DDP-wrapped view of `model`; gradients are clipped
-    over `model`'s parameters. Nothing here waits for the device.
+    `train_model` is the model, compiled and/or DDP-wrapped; gradients are clipped over the
+    optimizer's parameters (the flat tensors whose views the model's are: optim.flatten_groups),
+    and zeroed in place, never set to None, so those views stay views. Nothing here waits for the device.
     """
     x, y = to_device(x, device), to_device(y, device)
     micro = micro_batch_size or x.shape[0]
@@ -104,7 +104,8 @@ def optimizer_step(
             loss = loss / len(chunks)
         loss.backward()
         total_loss += loss.detach()
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip if grad_clip > 0 else float("inf"))
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else float("inf"))
     optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+    optimizer.zero_grad(set_to_none=False)
     return total_loss, grad_norm

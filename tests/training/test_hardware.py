@@ -29,7 +29,7 @@ STEP_FAULTS = textwrap.dedent("""
     x = torch.randint(0, 256, (16, 256))
 
     def step():
-        optimizer_step(model, model, optimizer, x, x, device=cpu, dtype="fp32", micro_batch_size=None,
+        optimizer_step(model, optimizer, x, x, device=cpu, dtype="fp32", micro_batch_size=None,
                        grad_clip=1.0)
 
     for _ in range(5):

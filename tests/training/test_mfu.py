@@ -1,5 +1,6 @@
 """MFU by both conventions: the datasheet dense peak of a GPU by name and dtype (or train.peak_flops),
-and the measured torch.mm peak, the median of trials at the start and the end of a run; both named in
+and the measured torch.mm peak, the median of the trials cached per machine, device, dtype and threads,
+which a run adds to before it trains (when short of three) and at its end (when long enough); both named in
 summary.json, metrics.jsonl and TensorBoard, and a fraction above 1 recorded with a warning."""
 
 import json
@@ -9,8 +10,9 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from scaling_sweep.core.config import TrainConfig
 from scaling_sweep.core.runfiles import read_metrics
-from scaling_sweep.training import hardware
+from scaling_sweep.training import hardware, mfu
 from scaling_sweep.training.loop import train
 from scaling_sweep.training.mfu import Mfu, Peaks
 
@@ -42,15 +44,35 @@ def test_a_given_peak_overrides_the_table_and_a_cpu_has_none_without_one():
     assert none.flops is None and "train.peak_flops" in none.source
 
 
-def test_the_measured_peak_is_the_median_of_the_trials_at_the_start_and_the_end(monkeypatch):
-    trials = iter([9e11, 1e11, 8e11, 7e11, 2e12, 8.5e11])  # one trial slowed by another process, one in a burst
+def test_the_measured_peak_is_the_median_of_the_cached_trials_and_a_run_adds_to_them(monkeypatch, tmp_path):
+    trials = iter([9e11, 1e11, 8e11, 7e11, 2e12] + [6e11] * 20)  # one trial slowed by another process, one a burst
     monkeypatch.setattr(hardware, "measure_matmul_flops", lambda device, dtype, seconds: next(trials))
-    peaks = Peaks(CPU, "bf16", 1.0, NO_DATASHEET)
-    peaks.remeasure()
-    assert peaks.measured_peak == 8e11 and "median of 3 trials of 1 s" in peaks.method()
-    peaks.remeasure()
-    assert peaks.measured_peak == pytest.approx(8.25e11)
-    assert peaks.method().endswith("median of 6 trials of 1 s at the start of the run and at its end")
+    cache, train_cfg = tmp_path / "peaks.json", TrainConfig(peak_trial_s=1.0)
+    first = Peaks.at_start(CPU, "bf16", train_cfg, cache)  # an empty cache: three trials before training
+    assert first.measured_peak == 8e11 and first.taken == 3
+    assert "median of 3 trials of 1 s, 3 by this run and 0 by earlier runs" in first.method()
+    first.remeasure()  # a session shorter than 20 trials adds none at its end
+    assert first.taken == 3
+    second = Peaks.at_start(CPU, "bf16", train_cfg, cache)  # starts at once from the cache
+    assert second.measured == [9e11, 1e11, 8e11] and second.taken == 0
+    second.started -= 20.0  # a session of 20 trial lengths: one trial at its end
+    second.remeasure()
+    assert second.measured_peak == pytest.approx(7.5e11) and second.taken == 1
+    assert mfu.cached_trials(cache, second.key()) == [9e11, 1e11, 8e11, 7e11]
+    assert Peaks.at_start(CPU, "fp32", train_cfg, cache).taken == 3  # another dtype has trials of its own
+    for _ in range(10):
+        later = Peaks.at_start(CPU, "bf16", train_cfg, cache)
+        later.started -= 20.0
+        later.remeasure()
+    assert mfu.cached_trials(cache, later.key()) == [6e11] * mfu.CACHED_TRIALS  # the most recent ones only
+
+
+def test_an_unreadable_cache_is_measured_again_and_rewritten(monkeypatch, tmp_path):
+    monkeypatch.setattr(hardware, "measure_matmul_flops", lambda device, dtype, seconds: 5e11)
+    cache = tmp_path / "peaks.json"
+    cache.write_text("{not json")
+    peaks = Peaks.at_start(CPU, "bf16", TrainConfig(peak_trial_s=1.0), cache)
+    assert peaks.measured == [5e11] * 3 and mfu.cached_trials(cache, peaks.key()) == [5e11] * 3
 
 
 def test_the_headline_is_the_datasheet_one_where_known():
@@ -69,16 +91,19 @@ def test_a_fraction_above_one_is_recorded_with_a_warning_not_clamped():
 
 
 @pytest.mark.parametrize("peak_flops,convention", [(None, "measured_peak"), (1e12, "datasheet")])
-def test_a_runs_files_name_both_mfus_and_their_denominators(tiny_config, tmp_path, peak_flops, convention):
+def test_a_runs_files_name_both_mfus_and_their_denominators(tiny_config, tmp_path, monkeypatch, peak_flops,
+                                                            convention):
+    monkeypatch.setattr(mfu, "PEAK_CACHE", tmp_path / "cache" / "peaks.json")
     cfg = tiny_config(train={"max_steps": 10, "eval_every": 10, "peak_trial_s": 0.01, "peak_flops": peak_flops})
     train(cfg, tmp_path)
     s = json.loads((tmp_path / "summary.json").read_text())
     device_flops = s["flops_per_token_exact"] * s["tokens_per_s"]
     assert s["mfu_convention"] == convention and s["mfu"] == s[f"mfu_{convention}"]
     trials = s["matmul_peak_measurements"]
-    assert len(trials) == 6 and s["matmul_peak_flops"] == pytest.approx(statistics.median(trials))
+    assert len(trials) in (3, 4) and s["matmul_peak_flops"] == pytest.approx(statistics.median(trials))
+    assert trials == mfu.cached_trials(mfu.PEAK_CACHE, hardware.matmul_peak_key(CPU, "fp32", 0.01))
     assert s["mfu_measured_peak"] == pytest.approx(device_flops / s["matmul_peak_flops"])
-    assert "median of 6 trials of 0.01 s at the start of the run and at its end" in s["matmul_peak_method"]
+    assert f"median of {len(trials)} trials of 0.01 s, {len(trials)} by this run" in s["matmul_peak_method"]
     assert s["peak_flops_datasheet"] == peak_flops and s["peak_flops_datasheet_source"]
     if peak_flops:
         assert s["mfu_datasheet"] == pytest.approx(device_flops / peak_flops)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from scaling_sweep.core.config import ModelConfig, OptimConfig
 from scaling_sweep.training.model import GPT, causal_attention
-from scaling_sweep.training.optim import build_optimizer
+from scaling_sweep.training.optim import build_optimizer, decay_groups
 from scaling_sweep.training.step import optimizer_step
 
 CPU = torch.device("cpu")
@@ -57,7 +57,7 @@ def loss_curve(dtype: str, batches) -> list[float]:
     optimizer = build_optimizer(model, OptimConfig(), 3e-3, CPU)
     losses = []
     for x, y in batches:
-        loss, _ = optimizer_step(model, model, optimizer, x, y, device=CPU, dtype=dtype, micro_batch_size=None,
+        loss, _ = optimizer_step(model, optimizer, x, y, device=CPU, dtype=dtype, micro_batch_size=None,
                                  grad_clip=1.0)
         losses.append(loss.item())
     return losses
@@ -72,6 +72,37 @@ def test_bf16_training_follows_the_fp32_loss_curve():
     # (about 1e-3 nats here; a wrong mask or a lost gradient moves them by far more).
     assert np.abs(bf16 - fp32).max() < 0.02
     assert bf16[-10:].mean() == pytest.approx(fp32[-10:].mean(), abs=0.01)
+
+
+def test_adamw_over_flat_groups_takes_the_steps_of_adamw_over_each_tensor():
+    """build_optimizer's flat groups (the model's parameters views of one tensor per group, one clipping
+    norm) train as the same fused AdamW over the model's own tensors does (fused against the for-loop:
+    test_gpu_paths)."""
+    batches = markov_batches(steps=6, batch=8, n_ctx=32, vocab=64)
+    shape = ModelConfig(n_layer=2, d_model=32, n_head=2, n_ctx=32)
+    torch.manual_seed(0)
+    flat_model = GPT(shape, 64)
+    reference = GPT(shape, 64)
+    reference.load_state_dict(flat_model.state_dict())
+    optimizer = build_optimizer(flat_model, OptimConfig(), 1e-2, CPU)
+    no_decay, cfg = {id(p) for p in reference.embedding_parameters()}, OptimConfig()
+    per_tensor = torch.optim.AdamW(decay_groups(reference.parameters(), no_decay, cfg.weight_decay), lr=1e-2,
+                                   betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, fused=True)
+    for x, y in batches:
+        optimizer_step(flat_model, optimizer, x, y, device=CPU, dtype="fp32", micro_batch_size=None, grad_clip=0.5)
+        _, loss = reference(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(reference.parameters(), 0.5)
+        per_tensor.step()
+        per_tensor.zero_grad(set_to_none=True)
+    for a, b in zip(flat_model.parameters(), reference.parameters()):
+        # atol: a hundredth of one step at lr 1e-2, where Adam amplifies the clipping norm's rounding (1e-7)
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    # load_state_dict (resume, the wsd cooldowns) writes through the views into the optimizer's tensors
+    flat_model.load_state_dict(GPT(shape, 64).state_dict())
+    flat = torch.cat([p.detach() for group in optimizer.param_groups for p in group["params"]])
+    loaded = torch.cat([p.flatten() for p in flat_model.parameters()])
+    assert torch.equal(torch.sort(flat).values, torch.sort(loaded).values)
 
 
 def test_activation_switch_selects_the_gelu_variant():
