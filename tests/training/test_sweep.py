@@ -15,6 +15,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from scaling_sweep.core.accounting import param_counts
+from scaling_sweep.core.budget import planned_steps
 from scaling_sweep.core.config import config_dir
 from scaling_sweep.core.runfiles import read_metrics, read_summary, run_lock
 from scaling_sweep.core.system import cores_given
@@ -199,9 +200,10 @@ def test_a_sweep_through_ray_runs_two_jobs_at_a_time_each_on_the_core_it_was_giv
 
 
 CPU_SWEEPS = ("demo", "cpu_ladder")
+KAPLAN_CPU = "kaplan_cpu"
 
 
-@pytest.mark.parametrize("name", [n for n in sweep_names() if n not in CPU_SWEEPS])
+@pytest.mark.parametrize("name", [n for n in sweep_names() if n not in (*CPU_SWEEPS, KAPLAN_CPU)])
 def test_gpu_sweeps_span_the_papers_range(name):
     runs = grid(name)
     counts = [param_counts(r.model, 50257).non_embedding for r in runs]
@@ -223,6 +225,28 @@ def test_cpu_sweeps_are_cpu_sized_isoflop_designs(name):
     sizes_per_budget = Counter(c for r in runs for c in [r.train.compute_budget, *r.optim.cooldown_budgets])
     # approach 2's interval needs more than 3 budgets: with 3 optima its t quantile has one degree of freedom
     assert len(sizes_per_budget) >= 5 and min(sizes_per_budget.values()) >= 4
+
+
+def test_kaplan_cpu_holds_a_size_ladder_a_data_grid_and_a_batch_sweep():
+    runs = grid(KAPLAN_CPU)
+    assert len({r.run_name for r in runs}) == len(runs), "two grid points share a run folder"
+    assert {r.tokenizer.name for r in runs} == {"byte"} and {r.data.source for r in runs} == {"embedded"}
+    full = [r for r in runs if r.train.max_unique_tokens is None]
+    ladder = [r for r in full if r.train.batch_size == 64]
+    counts = {param_counts(r.model, 257).non_embedding for r in ladder}
+    # Kaplan's size runs all train the same number of steps (sec. 2.2), to the end of their schedule
+    assert len(counts) >= 8 and math.log10(max(counts) / min(counts)) >= 1.9
+    assert {planned_steps(r, 0) for r in ladder} == {10_000} and {r.train.early_stop_patience for r in ladder} == {0}
+    limited = [r for r in runs if r.train.max_unique_tokens is not None]
+    data_sizes = {}
+    for r in limited:
+        data_sizes.setdefault(param_counts(r.model, 257).non_embedding, set()).add(r.train.max_unique_tokens)
+    assert len(data_sizes) >= 2 and min(map(len, data_sizes.values())) >= 2
+    assert all(r.train.early_stop_patience > 0 for r in limited)
+    batches = {}
+    for r in full:
+        batches.setdefault(param_counts(r.model, 257).non_embedding, set()).add(r.train.batch_size)
+    assert sum(len(b) >= 3 for b in batches.values()) >= 3, "B_crit(L) from 3+ batch sizes at 3 model sizes"
 
 
 def listed_device_hours(capsys, *args) -> list[float]:
