@@ -16,6 +16,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from scaling_sweep.core.accounting import param_counts
+from scaling_sweep.core.budget import planned_steps
 from scaling_sweep.core.config import config_dir
 from scaling_sweep.core.runfiles import read_metrics, read_summary, run_lock
 from scaling_sweep.core.system import cores_given
@@ -201,9 +202,10 @@ def test_a_sweep_through_ray_runs_two_jobs_at_a_time_each_on_the_core_it_was_giv
 
 CPU_SWEEPS = ("demo", "cpu_ladder")
 HPARAM_SWEEPS = ("hparams", "hparams_cpu")  # grids of LR x batch at a few sizes, held to their own test
+KAPLAN_CPU = "kaplan_cpu"
 
 
-@pytest.mark.parametrize("name", [n for n in sweep_names() if n not in CPU_SWEEPS + HPARAM_SWEEPS])
+@pytest.mark.parametrize("name", [n for n in sweep_names() if n not in (*CPU_SWEEPS, *HPARAM_SWEEPS, KAPLAN_CPU)])
 def test_gpu_sweeps_span_the_papers_range(name):
     runs = grid(name)
     counts = [param_counts(r.model, 50257).non_embedding for r in runs]
@@ -243,6 +245,28 @@ def test_hparam_sweeps_cross_5_lrs_with_3_batches_at_each_size_every_run_to_its_
         assert len({r.train.compute_budget for r in size}) == 1 and {r.optim.schedule for r in size} == {"wsd"}
         assert {len(r.optim.cooldown_budgets) for r in size} == {1}
     assert len({r.run_name for r in runs}) == len(runs), "two grid points share a run folder"
+
+
+def test_kaplan_cpu_holds_a_size_ladder_a_data_grid_and_a_batch_sweep():
+    runs = grid(KAPLAN_CPU)
+    assert len({r.run_name for r in runs}) == len(runs), "two grid points share a run folder"
+    assert {r.tokenizer.name for r in runs} == {"byte"} and {r.data.source for r in runs} == {"embedded"}
+    full = [r for r in runs if r.train.max_unique_tokens is None]
+    ladder = [r for r in full if r.train.batch_size == 64]
+    counts = {param_counts(r.model, 257).non_embedding for r in ladder}
+    # Kaplan's size runs all train the same number of steps (sec. 2.2), to the end of their schedule
+    assert len(counts) >= 8 and math.log10(max(counts) / min(counts)) >= 1.9
+    assert {planned_steps(r, 0) for r in ladder} == {10_000} and {r.train.early_stop_patience for r in ladder} == {0}
+    limited = [r for r in runs if r.train.max_unique_tokens is not None]
+    data_sizes = {}
+    for r in limited:
+        data_sizes.setdefault(param_counts(r.model, 257).non_embedding, set()).add(r.train.max_unique_tokens)
+    assert len(data_sizes) >= 2 and min(map(len, data_sizes.values())) >= 2
+    assert all(r.train.early_stop_patience > 0 for r in limited)
+    batches = {}
+    for r in full:
+        batches.setdefault(param_counts(r.model, 257).non_embedding, set()).add(r.train.batch_size)
+    assert sum(len(b) >= 3 for b in batches.values()) >= 3, "B_crit(L) from 3+ batch sizes at 3 model sizes"
 
 
 def listed_device_hours(capsys, *args) -> list[float]:
