@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from scaling_sweep.core.config import ConfigError, DataConfig, RunConfig, Tokeni
 from scaling_sweep.core.errors import USER_ERROR_EXIT, UserError, entry_point, print_error
 from scaling_sweep.data.tokenizer import vocab_size
 from scaling_sweep.data.tokens import prepare_tokens
+from scaling_sweep.training.launch import EXIT_CODES, RESUME, STOP, Launch
 
 DEFAULT_DEVICE, DEFAULT_MFU = "h100", 0.4  # the device-hours' assumption unless --device/--peak and --mfu say
 
@@ -42,36 +41,43 @@ class PrepareDataOnce(Callback):
             sys.exit(USER_ERROR_EXIT)
 
 
-# The file where a sweep's jobs note the runs a user error skipped. It lies in the sweep folder, which
-# every job reaches: jobs run in launcher workers (joblib, Ray) or on other nodes (SLURM), which inherit
-# the sweep's environment but share neither its memory nor its /tmp.
-SKIPPED_ENV = "SCALING_SWEEP_SKIPPED_RUNS"
-
-
-class NoteSkippedRuns(Callback):
-    """Name the sweep's skipped-runs file in the environment before any job starts (train.main reads it)."""
+class RecordLaunch(Callback):
+    """Keep the launch's folder in the sweep folder (training.launch.Launch), named to the jobs by the environment
+    before any starts: every job reaches it, in launcher workers (joblib, Ray) or on other nodes (SLURM), which
+    inherit the sweep's environment but share neither its memory nor its /tmp. From now on a signal asks the
+    jobs to stop (the launcher waits for them) instead of raising here."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        os.environ[SKIPPED_ENV] = str(sweep_dir / f".skipped-runs-{os.getpid()}-{time.time_ns()}.txt")
+        STOP.launch = Launch.create(Path(config.hydra.sweep.dir))
+        STOP.raise_when_idle = False
 
 
-def note_skipped(run_dir: str) -> None:
-    if os.environ.get(SKIPPED_ENV):  # empty: a Ray job of a launch that named no file
-        with open(os.environ[SKIPPED_ENV], "a") as notes:  # one short line per write: appends do not interleave
-            notes.write(run_dir + "\n")
+def note(kind: str, *fields) -> None:
+    """Note how a job of this process's sweep ended (nothing outside a sweep)."""
+    if STOP.launch is not None:
+        STOP.launch.note(kind, *fields)
 
 
-def take_skipped() -> list[str]:
-    """The runs this process's sweep skipped (none outside a sweep); removes their file."""
-    name = os.environ.pop(SKIPPED_ENV, None)
-    notes = Path(name) if name else None
-    if notes is None or not notes.exists():
-        return []
-    skipped = notes.read_text().splitlines()
-    notes.unlink()
-    return skipped
+def end_of_launch(prog: str) -> int:
+    """Print what the sweep this process launched left undone, one line each, and remove its folder; the exit
+    code: 130 or 143 when it was interrupted or preempted, 2 when a user error skipped runs, else 0."""
+    launch, reason = STOP.launch, STOP.reason
+    if launch is None or not launch.is_launcher:
+        return 0
+    skipped, stopped, unstarted = launch.notes("skipped"), launch.notes("stopped"), launch.notes("unstarted")
+    launch.remove()
+    code = 0
+    if skipped:
+        print(f"{prog}: {len(skipped)} run(s) of the sweep skipped: {', '.join(run for run, in skipped)}",
+              file=sys.stderr)
+        code = USER_ERROR_EXIT
+    reason = reason or (stopped[0][1] if stopped else None)
+    if reason is not None:
+        runs = ", ".join(f"{Path(run).name} at step {step}" for run, _, step in stopped) or "no run had started"
+        rest = f"; {len(unstarted)} run(s) not started" if unstarted else ""
+        print(f"{prog}: sweep {reason}: stopped {runs}, each saved at that step{rest}; {RESUME}", file=sys.stderr)
+        code = EXIT_CODES[reason]
+    return code
 
 
 def sweep_names(user_dir: Path | None = None) -> list[str]:
