@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from multiprocessing import resource_tracker
 from pathlib import Path
 
 LAUNCH_ENV = "SCALING_SWEEP_LAUNCH"
@@ -92,6 +93,7 @@ class StopRequest:
         finally:
             for sig, handler in self._previous.items():
                 signal.signal(sig, handler)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNAL_REASONS)  # blocked when it launched a sweep
             self.__init__()
 
     @contextmanager
@@ -104,6 +106,19 @@ class StopRequest:
             finally:
                 self.runs -= 1
 
+    def launching(self, launch: Launch) -> None:
+        """This process launched `launch`'s jobs: it waits for them to stop rather than raising. SIGINT and SIGTERM
+        are blocked in its threads and taken by a thread of their own: the workers it starts inherit the block,
+        so that a signal landing while one starts waits for its handler (serve) instead of killing its job."""
+        self.launch, self.raise_when_idle = launch, False
+        resource_tracker.ensure_running()  # started later (by loky's workers), it would unblock them (CPython 3.11)
+        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNAL_REASONS)
+        threading.Thread(target=self._take_signals, daemon=True, name="take-signals").start()
+
+    def _take_signals(self) -> None:
+        while True:
+            self._on_signal(signal.sigwait(SIGNAL_REASONS), None)
+
     def serve(self, launch: Launch) -> None:
         """This process runs jobs of `launch` (a launcher's worker): its signals and the launcher's requests
         stop its runs, quietly, for the rest of its life; a dead launcher ends it."""
@@ -111,6 +126,7 @@ class StopRequest:
             return
         self.launch, self.quiet, self.raise_when_idle = launch, True, False
         self.install()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNAL_REASONS)  # blocked since birth by a launcher (launching)
         self._follow(launch.stop_asked())
         threading.Thread(target=self._watch, args=(launch,), daemon=True, name="watch-launcher").start()
 
@@ -167,6 +183,9 @@ class Launch:
     @classmethod
     def create(cls, sweep_dir: Path) -> Launch:
         """The launching process's folder, named to its jobs (which inherit the environment) by LAUNCH_ENV."""
+        for earlier in Path(sweep_dir).glob(".launch-*"):  # left by launchers killed before they could remove them
+            if (gone := cls.joined(earlier)) is None or gone.launcher_alive() is False:
+                shutil.rmtree(earlier, ignore_errors=True)
         folder = Path(sweep_dir) / f".launch-{os.getpid()}-{time.time_ns()}"
         folder.mkdir(parents=True)
         (folder / "launcher").write_text(f"{os.getpid()}\t{socket.gethostname()}\t{_process_start(os.getpid())}")
@@ -174,9 +193,10 @@ class Launch:
         return cls(folder)
 
     @classmethod
-    def joined(cls) -> Launch | None:
-        """The launch this process belongs to (None outside a sweep, or a folder gone with its launch)."""
-        folder = os.environ.get(LAUNCH_ENV)
+    def joined(cls, folder: Path | None = None) -> Launch | None:
+        """The launch this process belongs to, or of `folder` (None outside a sweep, or a folder gone with its
+        launch)."""
+        folder = folder or os.environ.get(LAUNCH_ENV)
         try:
             return cls(Path(folder)) if folder else None
         except (OSError, ValueError):

@@ -48,8 +48,7 @@ class RecordLaunch(Callback):
     jobs to stop (the launcher waits for them) instead of raising here."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        STOP.launch = Launch.create(Path(config.hydra.sweep.dir))
-        STOP.raise_when_idle = False
+        STOP.launching(Launch.create(Path(config.hydra.sweep.dir)))
 
 
 def note(kind: str, *fields) -> None:

@@ -24,8 +24,8 @@ from scaling_sweep.core.errors import USER_ERROR_EXIT, UserError, print_error
 from scaling_sweep.core.runfiles import RunSummary
 from scaling_sweep.data.tokenizer import check_tokenizer_name
 from scaling_sweep.data.tokens import check_data_config
-from scaling_sweep.training import distributed, hardware
-from scaling_sweep.training.launch import EXIT_CODES, LAUNCH_ENV, RESUME, STOP, Launch
+from scaling_sweep.training import distributed, hardware, launch
+from scaling_sweep.training.launch import EXIT_CODES, LAUNCH_ENV, RESUME, Launch
 from scaling_sweep.training.loop import train
 from scaling_sweep.training.sweep import end_of_launch, note
 
@@ -62,14 +62,16 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("gpus_per_job", hardware.gpus_per_job, replace=True)
 
 
+# Jobs of a launcher's workers get this function pickled by value (it is not importable under its name, which
+# the decorator holds) with the globals it names: the module launch, not its STOP, which would be a copy.
 @hydra.main(version_base=None, config_path=str(config_dir()), config_name="config")
 def _hydra_main(cfg: DictConfig) -> float | None:
     register_resolvers()  # again in a launcher's job process, which resolves ${floordiv:...} itself
     hydra_cfg = HydraConfig.get()
     run_dir, in_sweep = Path(hydra_cfg.runtime.output_dir), hydra_cfg.mode == RunMode.MULTIRUN
-    if in_sweep and (launch := Launch.joined()) is not None and not launch.is_launcher:
-        STOP.serve(launch)
-    if in_sweep and STOP.reason is not None:  # the sweep is stopping: its jobs not begun are left for the relaunch
+    if in_sweep and (joined := Launch.joined()) is not None and not joined.is_launcher:
+        launch.STOP.serve(joined)
+    if in_sweep and launch.STOP.reason is not None:  # the sweep is stopping: jobs not begun are left for the relaunch
         note("unstarted", run_dir)
         return None
     try:
@@ -112,14 +114,14 @@ def main() -> None:
     SIGTERM request a stop of the runs training (training.launch); before any trains, they end it here."""
     register_resolvers()
     os.environ.pop(LAUNCH_ENV, None)  # a folder a parent sweep named is not this launch's
-    with STOP.handling():
+    with launch.STOP.handling():
         try:
             try:
                 _hydra_main()
             except KeyboardInterrupt:
-                print(f"{PROG}: {STOP.reason or 'interrupted'} before training began; nothing was trained",
+                print(f"{PROG}: {launch.STOP.reason or 'interrupted'} before training began; nothing was trained",
                       file=sys.stderr)
-                sys.exit(EXIT_CODES[STOP.reason or "interrupted"])
+                sys.exit(EXIT_CODES[launch.STOP.reason or "interrupted"])
         finally:
             code = end_of_launch(PROG)
     if code:

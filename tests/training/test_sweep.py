@@ -42,7 +42,7 @@ def run_sweep(args, env=None, **kwargs):
 
 
 def run_dirs(tmp_path):
-    return sorted(p for p in (tmp_path / "runs" / "demo").iterdir() if p.is_dir())
+    return sorted(p for p in (tmp_path / "runs" / "demo").iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 @pytest.mark.slow
