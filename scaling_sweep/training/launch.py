@@ -16,6 +16,8 @@ so that no run trains on unseen, holding its lock.
 
 from __future__ import annotations
 
+import fcntl
+import itertools
 import os
 import shutil
 import signal
@@ -179,6 +181,8 @@ class Launch:
         self.folder = Path(folder)
         pid, self.host, self.started = (self.folder / "launcher").read_text().split("\t")
         self.pid = int(pid)
+        self._slot: tuple | None = None  # (line, its lock) once taken
+        self.progress = None  # the launcher's display of the sweep's total (training.sweep.SweepProgress)
 
     @classmethod
     def create(cls, sweep_dir: Path) -> Launch:
@@ -235,5 +239,49 @@ class Launch:
             return []
         return [fields[1:] for fields in (line.split("\t") for line in lines) if fields[0] == kind]
 
+    def take_slot(self) -> int:
+        """The first free line (1, 2, ...) below the sweep's total for this process's progress bar, held (a lock)
+        while it lives: jobs running side by side each draw on a line of their own."""
+        if self._slot is not None:
+            return self._slot[0]
+        for slot in itertools.count(1):
+            held = open(self.folder / f"slot-{slot}", "a")
+            try:
+                fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                held.close()
+                continue
+            self._slot = slot, held
+            return slot
+
+    def terminal_lock(self) -> TerminalLock:
+        return TerminalLock(self.folder / "terminal.lock")
+
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class TerminalLock:
+    """One lock, across the sweep's processes, around each redraw of a progress line (tqdm.set_lock): a redraw is
+    several writes (down to its line, the bar, back up), which must not interleave with another process's."""
+
+    def __init__(self, path: Path):
+        self._file = open(path, "a")
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return False
+        return True
+
+    def release(self) -> None:
+        sys.stderr.flush()
+        fcntl.flock(self._file, fcntl.LOCK_UN)
+
+    def __enter__(self) -> TerminalLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()

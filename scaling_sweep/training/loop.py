@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -278,12 +279,22 @@ def requested_stop(run: TrainingRun, interval_open: bool) -> str | None:
     return (STOP.reason or "interrupted") if asked.item() > 0 else None
 
 
+def progress_bar(run: TrainingRun, state: LoopState, on_terminal: bool) -> tqdm:
+    """The run's bar on a terminal (none elsewhere); in a sweep it carries the run's name, on a line of its own
+    below the sweep's total (training.sweep.SweepProgress)."""
+    slot = STOP.launch.take_slot() if on_terminal and STOP.launch is not None else None
+    if slot:
+        tqdm.set_lock(STOP.launch.terminal_lock())
+    return tqdm(total=run.total_steps, initial=state.step, unit="step", disable=not on_terminal, dynamic_ncols=True,
+                desc=run.cfg.run_name if slot else None, position=slot, leave=slot is None)
+
+
 def run_loop(run: TrainingRun, state: LoopState, log: RunLog | None) -> tuple[str, str]:
     """Train until a stop condition; returns (status, reason). Syncs with the host only at log steps.
     Whatever ends it but divergence, its state is in the checkpoint, saved at a step boundary of the run."""
     train = run.cfg.train
-    bar = tqdm(total=run.total_steps, initial=state.step, unit="step",
-               disable=not (train.progress and run.dist.is_main), dynamic_ncols=True)
+    shown = train.progress and run.dist.is_main
+    bar = progress_bar(run, state, shown and sys.stderr.isatty())
     loss_sum = torch.tensor(state.interval_loss, device=run.device)
     steps_in_interval, saved_step = state.interval_steps, state.step  # the checkpoint resumed from is at this step
     state.interval_steps, state.interval_loss = 0, 0.0
@@ -326,6 +337,9 @@ def run_loop(run: TrainingRun, state: LoopState, log: RunLog | None) -> tuple[st
         if at_eval:
             row.val_loss = record_eval(run, state)
         bar.set_postfix(loss=f"{row.train_loss:.3f}", val=f"{state.last_val_loss:.3f}", tok_s=f"{rate:,.0f}")
+        if at_eval and shown and bar.disable:  # plain logs: a line per evaluation, not carriage-return bars
+            print(f"{run.cfg.run_name}: step {state.step:,}/{run.total_steps:,}, train loss {row.train_loss:.4f}, "
+                  f"val loss {row.val_loss:.4f} nats/token, {rate:,.0f} tokens/s", file=sys.stderr, flush=True)
         if log:
             log.log(row)
         if state.step % train.checkpoint_every == 0 or at_eval:

@@ -10,14 +10,18 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
 
-from scaling_sweep.core import accounting, budget, hardware_peaks
+from scaling_sweep.core import accounting, budget, hardware_peaks, runfiles
 from scaling_sweep.core.config import ConfigError, DataConfig, RunConfig, TokenizerConfig, config_dir, register_configs
 from scaling_sweep.core.errors import USER_ERROR_EXIT, UserError, entry_point, print_error
 from scaling_sweep.data.tokenizer import vocab_size
@@ -49,6 +53,79 @@ class RecordLaunch(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         STOP.launching(Launch.create(Path(config.hydra.sweep.dir)))
+        try:
+            plans = planned_jobs(config)
+        except Exception:  # noqa: BLE001 - a display must not stop the sweep: a bad job says why when it runs
+            return
+        STOP.launch.progress = SweepProgress(config.hydra.sweep.dir, plans, STOP.launch)
+        STOP.launch.progress.start()
+
+
+def planned_jobs(config: DictConfig) -> dict[str, PlannedRun]:
+    """The sweep's runs by run folder, each as its config plans it: the grid the basic sweeper expands."""
+    params = [f"{key}={value}" for key, value in (config.hydra.sweeper.params or {}).items()]
+    overrides = OverridesParser.create().parse_overrides([*params, *config.hydra.overrides.task])
+    (jobs,) = BasicSweeper.split_arguments(overrides, None)
+    plans = [plan_run(OmegaConf.to_object(compose(config.hydra.job.config_name, overrides=job))) for job in jobs]
+    return {str((Path(config.hydra.sweep.dir) / plan.cfg.run_name).resolve()): plan for plan in plans}
+
+
+class SweepProgress(threading.Thread):
+    """The sweep's total as its jobs run: runs done of all, and an ETA, the exact FLOPs left of the planned
+    tokens over the exact FLOP/s the running jobs measure. On a terminal a line above the jobs' bars; on plain
+    logs a line each time a job ends."""
+
+    def __init__(self, sweep_dir: str, plans: dict[str, PlannedRun], launch: Launch):
+        super().__init__(daemon=True, name="sweep-progress")
+        self.name_, self.plans, self.launch = Path(sweep_dir).name, plans, launch
+        self.ended = threading.Event()
+
+    def finish(self) -> None:
+        """Show the end, and stop."""
+        self.ended.set()
+        self.join()
+
+    def run(self) -> None:
+        terminal = sys.stderr.isatty()
+        while not self.launch.notes("started"):  # below the launcher's own lines
+            if self.ended.wait(0.2):
+                return
+        if terminal:
+            tqdm.set_lock(self.launch.terminal_lock())
+        bar = tqdm(total=len(self.plans), position=0, disable=not terminal, bar_format="{desc}")
+        shown = None
+        while True:
+            done = {str(Path(run).resolve()) for run, *_ in self.launch.notes("ended")}
+            text = f"sweep {self.name_}: {len(done)} of {len(self.plans)} runs done; {self.eta(done)}"
+            if terminal:
+                bar.set_description_str(text)
+            elif len(done) != shown:
+                print(text, file=sys.stderr, flush=True)
+            shown = len(done)
+            if self.ended.wait(1.0):
+                bar.close()
+                return
+
+    def eta(self, done: set[str]) -> str:
+        started = {str(Path(run).resolve()) for run, *_ in self.launch.notes("started")} - done
+        left = rate = 0.0
+        for run_dir, plan in self.plans.items():
+            summary = read_summary_quietly(Path(run_dir)) if run_dir in started or run_dir not in done else None
+            tokens = summary.tokens or 0 if summary else 0
+            if run_dir not in done:
+                left += max(plan.tokens - tokens, 0) * plan.flops_exact_per_token
+            if run_dir in started and summary and summary.tokens_per_s:
+                rate += summary.tokens_per_s * plan.flops_exact_per_token
+        if not left:
+            return "ETA now"
+        return f"ETA {left / rate / 60:.1f} min at {rate:.3g} FLOP/s (exact)" if rate else "ETA once a run is measured"
+
+
+def read_summary_quietly(run_dir: Path):
+    try:
+        return runfiles.read_summary(run_dir)
+    except runfiles.RunFileError:
+        return None
 
 
 def note(kind: str, *fields) -> None:
@@ -63,6 +140,8 @@ def end_of_launch(prog: str) -> int:
     launch, reason = STOP.launch, STOP.reason
     if launch is None or not launch.is_launcher:
         return 0
+    if launch.progress is not None:
+        launch.progress.finish()
     skipped, stopped, unstarted = launch.notes("skipped"), launch.notes("stopped"), launch.notes("unstarted")
     launch.remove()
     code = 0

@@ -77,6 +77,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     try:
         run_cfg = run_config(cfg)
         validate_run(run_cfg)
+        note("started", run_dir)
         final = train(run_cfg, run_dir, partial(write_hydra_record, cfg))
     except UserError as err:
         print_error(PROG, err)
@@ -92,6 +93,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
             print(f"{PROG}: {final.run_name} {final.stop_reason}: stopped at step {final.step}, saved at that step; "
                   f"{RESUME}", file=sys.stderr)
         sys.exit(EXIT_CODES[final.stop_reason])
+    note("ended", run_dir, final.status)
     if distributed.is_main_process():
         print(report(final))
     return final.final_val_loss
