@@ -51,7 +51,6 @@ class RunLockedError(UserError):
     """Another process is training this run folder."""
 
 
-@contextmanager
 def lock_holder(run_dir: Path) -> str | None:
     """Who holds the run folder's lock (as the holder wrote it), or None when no process does. It asks for a shared
     lock, so it never takes the folder from a launch, which asks for an exclusive one (and would be turned

@@ -9,7 +9,8 @@ import pytest
 import torch
 from test_wsd import flops_per_step
 
-from scaling_sweep.core.runfiles import CHECKPOINT_FILE, read_metrics, read_summary
+from scaling_sweep.analysis.runs import read_sweep, summary_table
+from scaling_sweep.core.runfiles import CHECKPOINT_FILE, RunSummary, read_metrics, read_summary, run_lock, write_summary
 from scaling_sweep.training import loop
 from scaling_sweep.training.loop import cooldown_ends, train
 
@@ -108,3 +109,17 @@ def test_a_stop_between_log_steps_resumes_the_logging_interval_it_cut(tiny_confi
 def test_a_signal_outside_training_is_left_to_the_handler_before(tiny_config, tmp_path, signum):
     train(tiny_config(train={"max_steps": 5, "eval_every": 5, "threads": "1"}), tmp_path)
     assert signal.getsignal(signum) in (signal.default_int_handler, signal.SIG_DFL)
+
+
+def test_runs_shows_a_running_summary_that_no_process_holds_as_interrupted(tmp_path):
+    run_dir = tmp_path / "demo" / "L2_d32_h2"
+    run_dir.mkdir(parents=True)
+    write_summary(run_dir, RunSummary(run_name="L2_d32_h2", status="running", step=100, planned_steps=400,
+                                      batch_tokens=256, tokens_per_s=512.0))
+    (run,) = read_sweep(tmp_path / "demo").runs
+    assert run.status == "interrupted (no process holds it)" and "interrupted (no process holds it)" in run.exclusion()
+    assert ("L2_d32_h2: interrupted (no process holds it) at step 100 of 400 (25%); its launch command, run again, "
+            "resumes it") in summary_table(read_sweep(tmp_path / "demo"))
+    with run_lock(run_dir):  # this test's process stands for the one training it
+        table = summary_table(read_sweep(tmp_path / "demo"))
+    assert "L2_d32_h2: running at step 100 of 400 (25%), ETA 2.5 min at 512 tokens/s" in table  # 300 x 256 / 512 s
