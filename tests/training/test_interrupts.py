@@ -4,9 +4,12 @@ with its state saved, and its relaunch ends bit for bit where an uninterrupted r
 import os
 import random
 import signal
+import time
 
 import pytest
 import torch
+from conftest import cli_overrides
+from test_train import run_cli
 from test_wsd import flops_per_step
 
 from scaling_sweep.analysis.runs import read_sweep, summary_table
@@ -123,3 +126,44 @@ def test_runs_shows_a_running_summary_that_no_process_holds_as_interrupted(tmp_p
     with run_lock(run_dir):  # this test's process stands for the one training it
         table = summary_table(read_sweep(tmp_path / "demo"))
     assert "L2_d32_h2: running at step 100 of 400 (25%), ETA 2.5 min at 512 tokens/s" in table  # 300 x 256 / 512 s
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_the_command_line_is_one_line_and_a_second_one_stops_at_once(tiny_config, tmp_path):
+    cfg = tiny_config(train={"max_steps": 600, "eval_every": 100, "log_every": 10, "threads": "1"})
+    straight = run_cli(cli_overrides(cfg, tmp_path / "straight"))
+    assert straight.wait(timeout=600) == 0, straight.stderr.read()
+    run_dir = tmp_path / "run"
+
+    once = run_cli(cli_overrides(cfg, run_dir))
+    wait_for_step(once, run_dir, 30)
+    once.send_signal(signal.SIGINT)
+    assert once.wait(timeout=120) == 130
+    err = once.stderr.read().strip()
+    stopped = read_summary(run_dir)
+    assert (stopped.status, stopped.stop_reason) == ("stopped", "interrupted")
+    assert err == (f"train: tiny interrupted: stopped at step {stopped.step}, saved at that step; "
+                   "rerun the same command to resume")
+
+    twice = run_cli(cli_overrides(cfg, run_dir))
+    wait_for_step(twice, run_dir, stopped.step + 30)
+    twice.send_signal(signal.SIGINT)
+    time.sleep(0.5)  # two signals at one instant are one to Python
+    twice.send_signal(signal.SIGINT)
+    assert twice.wait(timeout=120) == 130
+    err = twice.stderr.read().strip()
+    assert "Traceback" not in err and err.endswith("train: interrupted again: stopped at once; each run's last "
+                                                   "checkpoint stands; rerun the same command to resume")
+
+    resumed = run_cli(cli_overrides(cfg, run_dir))
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
+    assert trained(read_metrics(run_dir)[0]) == trained(read_metrics(tmp_path / "straight")[0])
+    assert read_summary(run_dir).final_val_loss == read_summary(tmp_path / "straight").final_val_loss
+
+
+def wait_for_step(proc, run_dir, step: int, timeout: float = 300) -> None:
+    """Until this launch has logged `step` (its own rows: a relaunch first cuts metrics.jsonl back)."""
+    deadline = time.time() + timeout
+    while max((row.step for row in read_metrics(run_dir)[0]), default=-1) < step:
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
+        time.sleep(0.02)
