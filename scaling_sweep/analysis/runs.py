@@ -34,7 +34,8 @@ class Run:
 
     @property
     def status(self) -> str:
-        return self.summary.status if self.summary else "unknown"
+        """The summary's, except a "running" one that no process trains: runfiles.DEAD_RUN."""
+        return runfiles.live_status(self.path, self.summary)
 
     @property
     def final_loss(self) -> float:
@@ -151,9 +152,24 @@ def summary_table(sweep: Sweep) -> str:
                      f"{_fmt(s.tokens, '10.3e')} {_fmt(s.flops, '11.3e')} "
                      f"{_fmt(s.final_val_loss, '9.4f')} {_fmt(s.best_val_loss, '9.4f')} "
                      f"{_fmt(s.tokens_per_s, '9.0f')}")
+    lines += [progress(run) for run in sweep.runs if run.status in ("running", runfiles.DEAD_RUN)]
     for name, reason in sweep.excluded():
         lines.append(f"not fitted: {name}: {reason}")
     return "\n".join(lines)
+
+
+def progress(run: Run) -> str:
+    """How far an unfinished run got and, while it trains, when it will end at its measured rate."""
+    s = run.summary
+    step = max(s.step or 0, int(np.nanmax(run.metrics["step"], initial=0)))
+    planned = f" of {s.planned_steps:,} ({step / s.planned_steps:.0%})" if s.planned_steps else ""
+    line = f"{run.name}: {run.status} at step {step:,}{planned}"
+    if run.status == runfiles.DEAD_RUN:
+        return f"{line}; its launch command, run again, resumes it"
+    if s.planned_steps and s.tokens_per_s:
+        eta_s = (s.planned_steps - step) * s.batch_tokens / s.tokens_per_s
+        line += f", ETA {eta_s / 60:.1f} min at {s.tokens_per_s:,.0f} tokens/s"
+    return line
 
 
 @entry_point("runs")

@@ -10,11 +10,13 @@ not know are kept in ``extra``. The process training a run holds ``run.lock`` in
 Schema versions: 1 = files written before the schema carried a version (same keys); 2 adds
 ``schema_version``, ``hardware`` and ``cooldowns``; 3 adds MFU by both conventions (``mfu_convention``,
 ``mfu_datasheet`` and ``mfu_measured_peak`` with their denominators; in versions 1-2 ``mfu`` was over a
-single 0.3 s torch.mm measurement, i.e. today's measured_peak convention).
+single 0.3 s torch.mm measurement, i.e. today's measured_peak convention); 4 adds ``planned_steps`` and the
+stop reasons of a run stopped from outside (:data:`RESUMABLE_STOPS`), which its next launch resumes.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 from contextlib import ExitStack, contextmanager
@@ -24,7 +26,7 @@ from pathlib import Path
 from scaling_sweep.core.errors import UserError
 from scaling_sweep.core.files import LockHeldError, atomic_path, atomic_write_text, file_lock, remove_stale_temps
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SUMMARY_FILE = "summary.json"
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -32,6 +34,11 @@ PREVIOUS_CHECKPOINT_FILE = "checkpoint.prev.pt"  # the one before: a damaged che
 LOCK_FILE = "run.lock"  # held by the process training the run; names it (pid, host)
 TB_DIR = "tb"
 FINISHED = ("completed", "stopped")  # "stopped": a compute or data budget, or early stopping
+# Stop reasons of a run stopped from outside at a step boundary, its checkpoint saved: SIGINT (Ctrl-C), SIGTERM
+# (a scheduler's preemption), the process that launched it gone. Its status is "stopped", but it is not finished:
+# launching it again resumes it.
+RESUMABLE_STOPS = ("interrupted", "preempted", "launcher_lost")
+DEAD_RUN = "interrupted (no process holds it)"  # a summary saying "running" whose run lock nobody holds
 UNITS = {"loss": "nats/token", "N": "non-embedding parameters", "flops": "6*N*tokens",
          "flops_exact": "all matmuls, fwd+bwd"}
 
@@ -42,6 +49,34 @@ class RunFileError(UserError, ValueError):
 
 class RunLockedError(UserError):
     """Another process is training this run folder."""
+
+
+def lock_holder(run_dir: Path) -> str | None:
+    """Who holds the run folder's lock (as the holder wrote it), or None when no process does. It asks for a shared
+    lock, so it never takes the folder from a launch, which asks for an exclusive one (and would be turned
+    away only in the microseconds this holds it)."""
+    path = Path(run_dir) / LOCK_FILE
+    try:
+        f = open(path)
+    except FileNotFoundError:
+        return None
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return f.read().strip() or "another process"
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return None
+
+
+def live_status(run_dir: Path, summary: RunSummary | None) -> str:
+    """The summary's status, except that a "running" summary whose lock no process holds is DEAD_RUN (a killed
+    run, or one stopped at once, that could not say so); its next launch resumes it and corrects the file."""
+    if summary is None:
+        return "unknown"
+    if summary.status == "running" and lock_holder(run_dir) is None:
+        return DEAD_RUN
+    return summary.status
 
 
 @contextmanager
@@ -86,6 +121,7 @@ class RunSummary:
     batch_tokens: int | None = None
     step: int | None = None
     max_steps: int | None = None
+    planned_steps: int | None = None  # the steps its schedule plans (a budget or early stopping may end it sooner)
     tokens: int | None = None
     unique_tokens: int | None = None
     max_unique_tokens: int | None = None
@@ -126,7 +162,17 @@ class RunSummary:
 
     @property
     def finished(self) -> bool:
-        return self.status in FINISHED
+        return self.status in FINISHED and not self.resumable
+
+    @property
+    def ended(self) -> bool:
+        """Finished or diverged: launching it again trains nothing."""
+        return self.finished or self.status == "diverged"
+
+    @property
+    def resumable(self) -> bool:
+        """Stopped from outside (RESUMABLE_STOPS): its next launch resumes it from its checkpoint."""
+        return self.status == "stopped" and self.stop_reason in RESUMABLE_STOPS
 
     def to_dict(self) -> dict:
         payload = asdict(self)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,11 +17,12 @@ from tqdm import tqdm
 
 from scaling_sweep.core import accounting, budget, runfiles
 from scaling_sweep.core.config import RunConfig
-from scaling_sweep.core.runfiles import MetricsRow, RunSummary
+from scaling_sweep.core.runfiles import RESUMABLE_STOPS, MetricsRow, RunSummary
 from scaling_sweep.data.sampler import BatchSampler, validation_batches
 from scaling_sweep.data.tokens import prepare_tokens
 from scaling_sweep.training import distributed, hardware, mfu
 from scaling_sweep.training.checkpoint import read_checkpoint, restore, save_checkpoint
+from scaling_sweep.training.launch import STOP
 from scaling_sweep.training.optim import decay_lr, decay_start, lr_at
 from scaling_sweep.training.step import TrainingStep, autocast, build_training_step
 from scaling_sweep.training.tracking import RunLog
@@ -41,6 +43,10 @@ class LoopState:
     elapsed_s: float = 0.0
     rates: list = field(default_factory=list)  # tokens/s of each logged interval this session
     cooldowns: list = field(default_factory=list)  # wsd cooldown branches done: step, tokens, flops, val_loss
+    # the logging interval a stop between log steps cut: its steps and their summed loss, which the resumed run
+    # goes on from, so that its next row is the uninterrupted run's (0 in every other checkpoint)
+    interval_steps: int = 0
+    interval_loss: float = 0.0
 
 
 @dataclass
@@ -164,23 +170,29 @@ def train_step(run: TrainingRun, step: int) -> tuple[torch.Tensor, torch.Tensor]
 def cooldown(run: TrainingRun, state: LoopState, log: RunLog | None) -> None:
     """Train the wsd cooldown branch that starts at this step to its end, evaluate it, record it as
     a point of its own, and put model, optimizer, sampler and RNG back as they were, so the run
-    goes on as if the branch had not been trained (the branch is the run of that length would be)."""
+    goes on as if the branch had not been trained (the branch is the run of that length would be).
+    A stop requested during the branch abandons it (single process: DDP ranks finish it together): the
+    run is put back unrecorded, and its next launch trains the branch again from the same state."""
     end = run.cooldown_ends[state.step]
     saved = (copy.deepcopy(run.model.state_dict()), copy.deepcopy(run.step_fn.optimizer.state_dict()),
              run.sampler.state_dict(), torch.get_rng_state())
-    for step in range(state.step, end):
-        run.step_fn.set_lr(decay_lr(step, run.peak_lr, run.cfg.optim, end))
-        run.step_fn(*next(run.sampler))
-    tokens = end * run.batch_tokens
-    point = {"step": end, "tokens": tokens, "flops": run.flops(tokens), "val_loss": evaluate(run)}
-    state.cooldowns.append(point)
-    if log:
-        log.log_cooldown(point)
-    model_state, optimizer_state, sampler_state, rng = saved
-    run.model.load_state_dict(model_state)
-    run.step_fn.optimizer.load_state_dict(optimizer_state)
-    run.sampler.load_state_dict(sampler_state)
-    torch.set_rng_state(rng)
+    try:
+        for step in range(state.step, end):
+            if STOP.reason is not None and run.dist.world_size == 1:
+                return
+            run.step_fn.set_lr(decay_lr(step, run.peak_lr, run.cfg.optim, end))
+            run.step_fn(*next(run.sampler))
+        tokens = end * run.batch_tokens
+        point = {"step": end, "tokens": tokens, "flops": run.flops(tokens), "val_loss": evaluate(run)}
+        state.cooldowns.append(point)
+        if log:
+            log.log_cooldown(point)
+    finally:
+        model_state, optimizer_state, sampler_state, rng = saved
+        run.model.load_state_dict(model_state)
+        run.step_fn.optimizer.load_state_dict(optimizer_state)
+        run.sampler.load_state_dict(sampler_state)
+        torch.set_rng_state(rng)
 
 
 def cooldown_due(run: TrainingRun, state: LoopState) -> bool:
@@ -228,7 +240,7 @@ def summary(run: TrainingRun, state: LoopState, status: str, reason: str | None)
         N=run.counts.non_embedding, N_embed=run.counts.embedding, N_total=run.counts.total,
         N_kaplan_approx=run.counts.kaplan_approx,
         batch_size=cfg.train.batch_size, batch_tokens=run.batch_tokens, step=state.step,
-        max_steps=cfg.train.max_steps, tokens=state.tokens,
+        max_steps=cfg.train.max_steps, planned_steps=run.total_steps, tokens=state.tokens,
         unique_tokens=run.data_meta["n_unique_train_tokens"], max_unique_tokens=cfg.train.max_unique_tokens,
         flops=run.flops(state.tokens), flops_exact=run.flops_exact(state.tokens),
         flops_per_token_exact=run.flops_per_token.exact, flops_per_token_kaplan_6N=run.flops_per_token.kaplan,
@@ -256,23 +268,52 @@ def log_row(run: TrainingRun, state: LoopState, loss_sum: torch.Tensor, grad_nor
     )
 
 
+def requested_stop(run: TrainingRun, interval_open: bool) -> str | None:
+    """The stop to make at this step boundary: any requested, in a single process; under DDP only between
+    logging intervals, where the ranks agree (any rank's request stops them all, named by the first rank's)."""
+    if run.dist.world_size == 1:
+        return STOP.reason
+    if interval_open:
+        return None
+    asked = distributed.all_sum(torch.tensor(float(STOP.reason is not None), device=run.device), run.dist)
+    return (STOP.reason or "interrupted") if asked.item() > 0 else None
+
+
+def progress_bar(run: TrainingRun, state: LoopState, on_terminal: bool) -> tqdm:
+    """The run's bar on a terminal (none elsewhere); in a sweep it carries the run's name, on a line of its own
+    below the sweep's total (training.sweep.SweepProgress)."""
+    slot = STOP.launch.take_slot() if on_terminal and STOP.launch is not None else None
+    if slot:
+        tqdm.set_lock(STOP.launch.terminal_lock())
+    return tqdm(total=run.total_steps, initial=state.step, unit="step", disable=not on_terminal, dynamic_ncols=True,
+                desc=run.cfg.run_name if slot else None, position=slot, leave=slot is None)
+
+
 def run_loop(run: TrainingRun, state: LoopState, log: RunLog | None) -> tuple[str, str]:
-    """Train until a stop condition; returns (status, reason). Syncs with the host only at log steps."""
+    """Train until a stop condition; returns (status, reason). Syncs with the host only at log steps.
+    Whatever ends it but divergence, its state is in the checkpoint, saved at a step boundary of the run."""
     train = run.cfg.train
-    bar = tqdm(total=run.total_steps, initial=state.step, unit="step",
-               disable=not (train.progress and run.dist.is_main), dynamic_ncols=True)
-    loss_sum, steps_in_interval = torch.zeros((), device=run.device), 0
-    interval_start, interval_tokens = time.perf_counter(), 0
+    shown = train.progress and run.dist.is_main
+    bar = progress_bar(run, state, shown and sys.stderr.isatty())
+    loss_sum = torch.tensor(state.interval_loss, device=run.device)
+    steps_in_interval, saved_step = state.interval_steps, state.step  # the checkpoint resumed from is at this step
+    state.interval_steps, state.interval_loss = 0, 0.0
+    interval_start, interval_tokens = time.perf_counter(), steps_in_interval * run.batch_tokens
     if state.step == 0:
         record_eval(run, state)
         if log:
             log.log(MetricsRow(step=0, tokens=0, flops=0.0, flops_exact=0.0, val_loss=state.last_val_loss,
                                elapsed_s=0.0))
     while (reason := stop_reason(run, state)) is None:
+        if (reason := requested_stop(run, steps_in_interval > 0)) is not None:
+            state.interval_steps, state.interval_loss = steps_in_interval, loss_sum.item()
+            state.elapsed_s += time.perf_counter() - interval_start
+            break
         if cooldown_due(run, state):
             branch_start = time.perf_counter()
             cooldown(run, state, log)
             interval_start += time.perf_counter() - branch_start  # the branch's time is not the run's
+            continue  # a stop requested during the branch is made before the run's next step
         loss, grad_norm = train_step(run, state.step)
         loss_sum += loss
         steps_in_interval += 1
@@ -296,15 +337,21 @@ def run_loop(run: TrainingRun, state: LoopState, log: RunLog | None) -> tuple[st
         if at_eval:
             row.val_loss = record_eval(run, state)
         bar.set_postfix(loss=f"{row.train_loss:.3f}", val=f"{state.last_val_loss:.3f}", tok_s=f"{rate:,.0f}")
+        if at_eval and shown and bar.disable:  # plain logs: a line per evaluation, not carriage-return bars
+            print(f"{run.cfg.run_name}: step {state.step:,}/{run.total_steps:,}, train loss {row.train_loss:.4f}, "
+                  f"val loss {row.val_loss:.4f} nats/token, {rate:,.0f} tokens/s", file=sys.stderr, flush=True)
         if log:
             log.log(row)
         if state.step % train.checkpoint_every == 0 or at_eval:
             checkpoint(run, state)
+            saved_step = state.step
             if log:
                 log.write_summary(summary(run, state, "running", None))
         loss_sum, steps_in_interval = torch.zeros((), device=run.device), 0
         interval_start, interval_tokens = time.perf_counter(), 0
     bar.close()
+    if state.step != saved_step:  # (a run stopped at step 0 has nothing to save: its relaunch starts afresh)
+        checkpoint(run, state)
     return ("completed" if reason in PLANNED_ENDS else "stopped"), reason
 
 
@@ -318,7 +365,7 @@ def train(cfg: RunConfig, run_dir: Path, record_launch: Callable[[], None] | Non
             previous = runfiles.read_summary(run_dir)
         except runfiles.RunFileError:
             previous = None  # a damaged summary is rewritten from the checkpoint's state
-        if previous is not None and (previous.finished or previous.status == "diverged"):
+        if previous is not None and previous.ended:
             print(f"{run_dir}: already {previous.status} ({previous.stop_reason}); nothing to train")
             return previous
         dist = distributed.setup(cfg.device)
@@ -332,21 +379,18 @@ def train(cfg: RunConfig, run_dir: Path, record_launch: Callable[[], None] | Non
 
 
 def train_session(run: TrainingRun, saved: dict | None) -> RunSummary:
-    """Resume the run from its checkpoint's state, if any, and train it until it stops or is interrupted."""
+    """Resume the run from its checkpoint's state, if any, and train it until it stops, or until a stop is
+    requested (launch.STOP: SIGINT, SIGTERM, its launcher gone), which it makes at a step boundary."""
     state = resume(run, saved)
     log = RunLog(run.run_dir, state.step if state.step else None) if run.dist.is_main else None
     try:
-        try:
+        with STOP.training():
             status, reason = run_loop(run, state, log)
-            if status != "diverged":
-                checkpoint(run, state)
-            run.peaks.remeasure()  # the end of the run's trials join the start's
-        except KeyboardInterrupt:
-            checkpoint(run, state)
-            status, reason = "running", "interrupted"
-        final = summary(run, state, status, reason)
-        if log:
-            log.write_summary(final)
+            if reason not in RESUMABLE_STOPS:  # a stop requested from outside is made at once
+                run.peaks.remeasure()  # the end of the run's trials join the start's
+            final = summary(run, state, status, reason)
+            if log:
+                log.write_summary(final)
         return final
     finally:
         if log:

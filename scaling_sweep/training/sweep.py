@@ -9,21 +9,24 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import sys
-import time
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
 
-from scaling_sweep.core import accounting, budget, hardware_peaks
+from scaling_sweep.core import accounting, budget, hardware_peaks, runfiles
 from scaling_sweep.core.config import ConfigError, DataConfig, RunConfig, TokenizerConfig, config_dir, register_configs
 from scaling_sweep.core.errors import USER_ERROR_EXIT, UserError, entry_point, print_error
 from scaling_sweep.data.tokenizer import vocab_size
 from scaling_sweep.data.tokens import prepare_tokens
+from scaling_sweep.training.launch import EXIT_CODES, RESUME, STOP, Launch
 
 DEFAULT_DEVICE, DEFAULT_MFU = "h100", 0.4  # the device-hours' assumption unless --device/--peak and --mfu say
 
@@ -42,36 +45,117 @@ class PrepareDataOnce(Callback):
             sys.exit(USER_ERROR_EXIT)
 
 
-# The file where a sweep's jobs note the runs a user error skipped. It lies in the sweep folder, which
-# every job reaches: jobs run in launcher workers (joblib, Ray) or on other nodes (SLURM), which inherit
-# the sweep's environment but share neither its memory nor its /tmp.
-SKIPPED_ENV = "SCALING_SWEEP_SKIPPED_RUNS"
-
-
-class NoteSkippedRuns(Callback):
-    """Name the sweep's skipped-runs file in the environment before any job starts (train.main reads it)."""
+class RecordLaunch(Callback):
+    """Keep the launch's folder in the sweep folder (training.launch.Launch), named to the jobs by the environment
+    before any starts: every job reaches it, in launcher workers (joblib, Ray) or on other nodes (SLURM), which
+    inherit the sweep's environment but share neither its memory nor its /tmp. From now on a signal asks the
+    jobs to stop (the launcher waits for them) instead of raising here."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        os.environ[SKIPPED_ENV] = str(sweep_dir / f".skipped-runs-{os.getpid()}-{time.time_ns()}.txt")
+        STOP.launching(Launch.create(Path(config.hydra.sweep.dir)))
+        try:
+            plans = planned_jobs(config)
+        except Exception:  # noqa: BLE001 - a display must not stop the sweep: a bad job says why when it runs
+            return
+        STOP.launch.progress = SweepProgress(config.hydra.sweep.dir, plans, STOP.launch)
+        STOP.launch.progress.start()
 
 
-def note_skipped(run_dir: str) -> None:
-    if os.environ.get(SKIPPED_ENV):  # empty: a Ray job of a launch that named no file
-        with open(os.environ[SKIPPED_ENV], "a") as notes:  # one short line per write: appends do not interleave
-            notes.write(run_dir + "\n")
+def planned_jobs(config: DictConfig) -> dict[str, PlannedRun]:
+    """The sweep's runs by run folder, each as its config plans it: the grid the basic sweeper expands."""
+    params = [f"{key}={value}" for key, value in (config.hydra.sweeper.params or {}).items()]
+    overrides = OverridesParser.create().parse_overrides([*params, *config.hydra.overrides.task])
+    (jobs,) = BasicSweeper.split_arguments(overrides, None)
+    plans = [plan_run(OmegaConf.to_object(compose(config.hydra.job.config_name, overrides=job))) for job in jobs]
+    return {str((Path(config.hydra.sweep.dir) / plan.cfg.run_name).resolve()): plan for plan in plans}
 
 
-def take_skipped() -> list[str]:
-    """The runs this process's sweep skipped (none outside a sweep); removes their file."""
-    name = os.environ.pop(SKIPPED_ENV, None)
-    notes = Path(name) if name else None
-    if notes is None or not notes.exists():
-        return []
-    skipped = notes.read_text().splitlines()
-    notes.unlink()
-    return skipped
+class SweepProgress(threading.Thread):
+    """The sweep's total as its jobs run: runs done of all, and an ETA, the exact FLOPs left of the planned
+    tokens over the exact FLOP/s the running jobs measure. On a terminal a line above the jobs' bars; on plain
+    logs a line each time a job ends."""
+
+    def __init__(self, sweep_dir: str, plans: dict[str, PlannedRun], launch: Launch):
+        super().__init__(daemon=True, name="sweep-progress")
+        self.name_, self.plans, self.launch = Path(sweep_dir).name, plans, launch
+        self.ended = threading.Event()
+
+    def finish(self) -> None:
+        """Show the end, and stop."""
+        self.ended.set()
+        self.join()
+
+    def run(self) -> None:
+        terminal = sys.stderr.isatty()
+        while not self.launch.notes("started"):  # below the launcher's own lines
+            if self.ended.wait(0.2):
+                return
+        if terminal:
+            tqdm.set_lock(self.launch.terminal_lock())
+        bar = tqdm(total=len(self.plans), position=0, disable=not terminal, bar_format="{desc}")
+        shown = None
+        while True:
+            done = {str(Path(run).resolve()) for run, *_ in self.launch.notes("ended")}
+            text = f"sweep {self.name_}: {len(done)} of {len(self.plans)} runs done; {self.eta(done)}"
+            if terminal:
+                bar.set_description_str(text)
+            elif len(done) != shown:
+                print(text, file=sys.stderr, flush=True)
+            shown = len(done)
+            if self.ended.wait(1.0):
+                bar.close()
+                return
+
+    def eta(self, done: set[str]) -> str:
+        started = {str(Path(run).resolve()) for run, *_ in self.launch.notes("started")} - done
+        left = rate = 0.0
+        for run_dir, plan in self.plans.items():
+            summary = read_summary_quietly(Path(run_dir)) if run_dir in started or run_dir not in done else None
+            tokens = summary.tokens or 0 if summary else 0
+            if run_dir not in done:
+                left += max(plan.tokens - tokens, 0) * plan.flops_exact_per_token
+            if run_dir in started and summary and summary.tokens_per_s:
+                rate += summary.tokens_per_s * plan.flops_exact_per_token
+        if not left:
+            return "ETA now"
+        return f"ETA {left / rate / 60:.1f} min at {rate:.3g} FLOP/s (exact)" if rate else "ETA once a run is measured"
+
+
+def read_summary_quietly(run_dir: Path):
+    try:
+        return runfiles.read_summary(run_dir)
+    except runfiles.RunFileError:
+        return None
+
+
+def note(kind: str, *fields) -> None:
+    """Note how a job of this process's sweep ended (nothing outside a sweep)."""
+    if STOP.launch is not None:
+        STOP.launch.note(kind, *fields)
+
+
+def end_of_launch(prog: str) -> int:
+    """Print what the sweep this process launched left undone, one line each, and remove its folder; the exit
+    code: 130 or 143 when it was interrupted or preempted, 2 when a user error skipped runs, else 0."""
+    launch, reason = STOP.launch, STOP.reason
+    if launch is None or not launch.is_launcher:
+        return 0
+    if launch.progress is not None:
+        launch.progress.finish()
+    skipped, stopped, unstarted = launch.notes("skipped"), launch.notes("stopped"), launch.notes("unstarted")
+    launch.remove()
+    code = 0
+    if skipped:
+        print(f"{prog}: {len(skipped)} run(s) of the sweep skipped: {', '.join(run for run, in skipped)}",
+              file=sys.stderr)
+        code = USER_ERROR_EXIT
+    reason = reason or (stopped[0][1] if stopped else None)
+    if reason is not None:
+        runs = ", ".join(f"{Path(run).name} at step {step}" for run, _, step in stopped) or "no run had started"
+        rest = f"; {len(unstarted)} run(s) not started" if unstarted else ""
+        print(f"{prog}: sweep {reason}: stopped {runs}, each saved at that step{rest}; {RESUME}", file=sys.stderr)
+        code = EXIT_CODES[reason]
+    return code
 
 
 def sweep_names(user_dir: Path | None = None) -> list[str]:

@@ -65,9 +65,10 @@ class RunLog:
         self.writer.add_scalar("cooldown_vs_gflops_6N/val", point["val_loss"], int(point["flops"] / GFLOP))
 
     def write_summary(self, summary: RunSummary) -> None:
-        """summary.json; a run that has ended (not "running") also gets its HParams session."""
+        """summary.json; a run that has ended (not running, nor stopped to be resumed) also gets its HParams
+        session."""
         runfiles.write_summary(self.run_dir, summary)
-        if summary.status != "running":
+        if summary.ended:
             for record in hparams_tab.run_session(summary):
                 self.writer.file_writer.add_summary(record)
 

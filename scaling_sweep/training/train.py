@@ -24,9 +24,10 @@ from scaling_sweep.core.errors import USER_ERROR_EXIT, UserError, print_error
 from scaling_sweep.core.runfiles import RunSummary
 from scaling_sweep.data.tokenizer import check_tokenizer_name
 from scaling_sweep.data.tokens import check_data_config
-from scaling_sweep.training import distributed, hardware
+from scaling_sweep.training import distributed, hardware, launch
+from scaling_sweep.training.launch import EXIT_CODES, LAUNCH_ENV, RESUME, Launch
 from scaling_sweep.training.loop import train
-from scaling_sweep.training.sweep import SKIPPED_ENV, note_skipped, take_skipped
+from scaling_sweep.training.sweep import end_of_launch, note
 
 PROG = "train"
 HYDRA_RECORD = ".hydra"  # the run folder's record of its launch config (DESIGN.md, the per-run files)
@@ -61,21 +62,38 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("gpus_per_job", hardware.gpus_per_job, replace=True)
 
 
+# Jobs of a launcher's workers get this function pickled by value (it is not importable under its name, which
+# the decorator holds) with the globals it names: the module launch, not its STOP, which would be a copy.
 @hydra.main(version_base=None, config_path=str(config_dir()), config_name="config")
 def _hydra_main(cfg: DictConfig) -> float | None:
     register_resolvers()  # again in a launcher's job process, which resolves ${floordiv:...} itself
+    hydra_cfg = HydraConfig.get()
+    run_dir, in_sweep = Path(hydra_cfg.runtime.output_dir), hydra_cfg.mode == RunMode.MULTIRUN
+    if in_sweep and (joined := Launch.joined()) is not None and not joined.is_launcher:
+        launch.STOP.serve(joined)
+    if in_sweep and launch.STOP.reason is not None:  # the sweep is stopping: jobs not begun are left for the relaunch
+        note("unstarted", run_dir)
+        return None
     try:
         run_cfg = run_config(cfg)
         validate_run(run_cfg)
-        final = train(run_cfg, Path(HydraConfig.get().runtime.output_dir), partial(write_hydra_record, cfg))
+        note("started", run_dir)
+        final = train(run_cfg, run_dir, partial(write_hydra_record, cfg))
     except UserError as err:
         print_error(PROG, err)
-        if HydraConfig.get().mode == RunMode.MULTIRUN:  # sys.exit here would end the whole sweep
-            note_skipped(HydraConfig.get().runtime.output_dir)
+        if in_sweep:  # sys.exit here would end the whole sweep
+            note("skipped", run_dir)
             return None
         sys.exit(USER_ERROR_EXIT)
-    if final.status == "running":
-        sys.exit(130)
+    if final.resumable:
+        if in_sweep:
+            note("stopped", run_dir, final.stop_reason, final.step)
+            return None
+        if distributed.is_main_process():
+            print(f"{PROG}: {final.run_name} {final.stop_reason}: stopped at step {final.step}, saved at that step; "
+                  f"{RESUME}", file=sys.stderr)
+        sys.exit(EXIT_CODES[final.stop_reason])
+    note("ended", run_dir, final.status)
     if distributed.is_main_process():
         print(report(final))
     return final.final_val_loss
@@ -94,13 +112,19 @@ def write_hydra_record(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    """The Hydra entry: the schema is registered before Hydra composes the config from sys.argv."""
+    """The Hydra entry: the schema is registered before Hydra composes the config from sys.argv. SIGINT and
+    SIGTERM request a stop of the runs training (training.launch); before any trains, they end it here."""
     register_resolvers()
-    os.environ.pop(SKIPPED_ENV, None)  # a file a parent sweep named is not this launch's
-    try:
-        _hydra_main()
-    finally:
-        skipped = take_skipped()
-    if skipped:
-        print(f"{PROG}: {len(skipped)} run(s) of the sweep skipped: {', '.join(skipped)}", file=sys.stderr)
-        sys.exit(USER_ERROR_EXIT)
+    os.environ.pop(LAUNCH_ENV, None)  # a folder a parent sweep named is not this launch's
+    with launch.STOP.handling():
+        try:
+            try:
+                _hydra_main()
+            except KeyboardInterrupt:
+                print(f"{PROG}: {launch.STOP.reason or 'interrupted'} before training began; nothing was trained",
+                      file=sys.stderr)
+                sys.exit(EXIT_CODES[launch.STOP.reason or "interrupted"])
+        finally:
+            code = end_of_launch(PROG)
+    if code:
+        sys.exit(code)

@@ -3,6 +3,7 @@ write keeps what was there, and a checkpoint that would run code is refused with
 
 import errno
 import os
+import signal
 
 import pytest
 import torch
@@ -19,12 +20,12 @@ def saved_step(path) -> int:
 
 
 def interrupt_at(monkeypatch, at_step: int) -> None:
-    """Ctrl-C before step at_step + 1: the run checkpoints where it is and stops as 'running'."""
+    """Ctrl-C during the step that ends at at_step: the run stops after it, saving its state at that step."""
     train_step = loop.train_step
 
     def interrupted(run, step):
-        if step == at_step:
-            raise KeyboardInterrupt
+        if step == at_step - 1:
+            os.kill(os.getpid(), signal.SIGINT)
         return train_step(run, step)
 
     monkeypatch.setattr(loop, "train_step", interrupted)
@@ -32,7 +33,8 @@ def interrupt_at(monkeypatch, at_step: int) -> None:
 
 def test_a_checkpoint_keeps_the_one_before(tiny_config, tmp_path, monkeypatch):
     interrupt_at(monkeypatch, 25)
-    assert train(tiny_config(), tmp_path).status == "running"
+    final = train(tiny_config(), tmp_path)
+    assert (final.status, final.stop_reason, final.step) == ("stopped", "interrupted", 25)
     assert saved_step(tmp_path / CHECKPOINT_FILE) == 25
     assert saved_step(tmp_path / PREVIOUS_CHECKPOINT_FILE) == 20
 

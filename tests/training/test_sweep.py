@@ -20,7 +20,8 @@ from scaling_sweep.core.budget import planned_steps
 from scaling_sweep.core.config import config_dir
 from scaling_sweep.core.runfiles import read_metrics, read_summary, run_lock
 from scaling_sweep.core.system import cores_given
-from scaling_sweep.training.sweep import SKIPPED_ENV, NoteSkippedRuns, grid, note_skipped, sweep_names, take_skipped
+from scaling_sweep.training.launch import LAUNCH_ENV, STOP, Launch
+from scaling_sweep.training.sweep import RecordLaunch, end_of_launch, grid, sweep_names
 from scaling_sweep.training.train import register_resolvers
 
 MODELS = ["demo/L2_d24", "demo/L2_d32", "demo/L2_d48"]
@@ -43,7 +44,7 @@ def run_sweep(args, env=None, **kwargs):
 
 
 def run_dirs(tmp_path):
-    return sorted(p for p in (tmp_path / "runs" / "demo").iterdir() if p.is_dir())
+    return sorted(p for p in (tmp_path / "runs" / "demo").iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 @pytest.mark.slow
@@ -118,16 +119,25 @@ def test_a_run_another_process_trains_is_skipped_and_the_sweep_goes_on(corpus_fi
     assert not (held / "metrics.jsonl").exists()
 
 
-def test_skipped_runs_are_noted_in_the_sweep_folder_that_every_job_reaches(tmp_path, monkeypatch):
-    monkeypatch.delenv(SKIPPED_ENV, raising=False)
+def test_jobs_note_how_they_ended_in_the_launch_folder_that_every_job_reaches(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv(LAUNCH_ENV, raising=False)
     sweep_dir = tmp_path / "runs" / "demo"
-    NoteSkippedRuns().on_multirun_start(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_dir)}}}))
-    notes = os.environ[SKIPPED_ENV]
-    assert os.path.dirname(notes) == str(sweep_dir)  # not the launching node's /tmp (SLURM jobs run elsewhere)
-    for run in ("L2_d24_h2", "L2_d48_h3"):
-        note_skipped(str(sweep_dir / run))
-    assert take_skipped() == [str(sweep_dir / "L2_d24_h2"), str(sweep_dir / "L2_d48_h3")]
-    assert not os.path.exists(notes) and SKIPPED_ENV not in os.environ and take_skipped() == []
+    with STOP.handling():
+        RecordLaunch().on_multirun_start(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_dir)}}}))
+        folder = os.environ[LAUNCH_ENV]
+        assert os.path.dirname(folder) == str(sweep_dir)  # not the launching node's /tmp (SLURM jobs run elsewhere)
+        job = Launch.joined()  # as a job in another process finds it
+        assert job.launcher_alive() and job.notes("skipped") == []
+        for run in ("L2_d24_h2", "L2_d48_h3"):
+            job.note("skipped", sweep_dir / run)
+        job.note("stopped", sweep_dir / "L2_d32_h2", "preempted", 120)
+        job.note("unstarted", sweep_dir / "L2_d64_h4")
+        assert end_of_launch("train") == 143
+    assert not os.path.exists(folder)
+    assert capsys.readouterr().err.splitlines() == [
+        f"train: 2 run(s) of the sweep skipped: {sweep_dir / 'L2_d24_h2'}, {sweep_dir / 'L2_d48_h3'}",
+        "train: sweep preempted: stopped L2_d32_h2 at step 120, each saved at that step; 1 run(s) not started; "
+        "rerun the same command to resume"]
 
 
 def importable(*modules: str) -> bool:
@@ -170,9 +180,9 @@ def test_ray_jobs_on_other_nodes_are_given_the_sweeps_skipped_runs_file(monkeypa
     register_resolvers()
     with initialize_config_dir(str(config_dir()), version_base=None):
         cfg = compose("config", ["+sweep=demo", "+launcher=ray"], return_hydra_config=True)
-    monkeypatch.setenv(SKIPPED_ENV, str(tmp_path / ".skipped-runs.txt"))  # as NoteSkippedRuns names it, before launch
+    monkeypatch.setenv(LAUNCH_ENV, str(tmp_path / ".launch-1"))  # as RecordLaunch names it, before launch
     init = OmegaConf.to_container(cfg.hydra.launcher.ray.init, resolve=True)  # as the launcher passes it to ray.init
-    assert init["runtime_env"] == {"env_vars": {SKIPPED_ENV: str(tmp_path / ".skipped-runs.txt")}}
+    assert init["runtime_env"] == {"env_vars": {LAUNCH_ENV: str(tmp_path / ".launch-1")}}
 
 
 @pytest.mark.slow
