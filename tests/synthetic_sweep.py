@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from scaling_sweep.core import laws, runfiles
 from scaling_sweep.core.runfiles import MetricsRow, RunSummary
@@ -71,9 +72,10 @@ def write_run(root: Path, sweep, spec, rng, noise, tokenizer="byte"):
                  unique_tokens=int(D) if D else 10_000_000, max_unique_tokens=int(D) if D else None)
 
 
-def _write_files(run_dir: Path, steps, loss, evaluated, truncated=False, cooldowns=(), **fields):
-    """metrics.jsonl (val_loss where evaluated), summary.json and the Hydra config of one run;
-    fields: the RunSummary fields that differ between runs (name, status, shape, batch, ...)."""
+def _write_files(run_dir: Path, steps, loss, evaluated, truncated=False, cooldowns=(), optim=None, **fields):
+    """metrics.jsonl (val_loss where evaluated), summary.json and the Hydra config of one run (with
+    optim, its optimizer settings, where given); fields: the RunSummary fields that differ between runs
+    (name, status, shape, batch, ...)."""
     N, B = non_embedding(fields["n_layer"], fields["d_model"]), fields["batch_size"] * N_CTX
     rows = [MetricsRow(step=int(s), tokens=int(s * B), flops=6.0 * N * s * B, lr=1e-3,
                        train_loss=float(l) if np.isfinite(l) else None, grad_norm=1.0, tokens_per_s=1e4,
@@ -97,7 +99,8 @@ def _write_files(run_dir: Path, steps, loss, evaluated, truncated=False, cooldow
         wall_time_s=60.0, cooldowns=list(cooldowns), **fields,
     )
     runfiles.write_summary(run_dir, summary)
-    (run_dir / ".hydra" / "config.yaml").write_text(f"run_name: {fields['run_name']}\n")
+    config = {"run_name": fields["run_name"], **({"optim": optim} if optim else {})}
+    (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
 
 
 # An IsoFLOP sweep of Chinchilla's law (Hoffmann et al. 2022 eq. 2) in nats/byte-like magnitudes: each size
@@ -140,3 +143,30 @@ def write_synthetic_sweep(root, sweep="synthetic", seed=0, noise=0.005, specs=No
     for spec in specs or run_specs():
         write_run(root, sweep, spec, rng, noise)
     return root
+
+
+WSD_STABLE_EXCESS = 0.05  # a stable-phase evaluation over the run of its length (docs/kaplan_cpu.md: 3-6%)
+
+
+def wsd_loss(steps, floor, scale):
+    """Loss of the run of each length (decayed): floor + scale·S^(-0.67), docs/kaplan_cpu.md's L(T)."""
+    return floor + scale * np.asarray(steps, float) ** -0.67
+
+
+def write_wsd_run(root, name, d_model, floor, scale, branches=(0.25, 0.5), max_steps=MAX_STEPS,
+                  decay_fraction=0.2, sweep="wsd"):
+    """One run under warmup-stable-decay (optim.schedule wsd): evaluations of the stable phase
+    WSD_STABLE_EXCESS above wsd_loss, its last decay_fraction of steps decaying onto it, and cooldown
+    branches at the given fractions of its steps, each at wsd_loss of its length. Returns its folder."""
+    N, B = non_embedding(2, d_model), BASE_BATCH * N_CTX
+    steps = np.arange(LOG_EVERY, max_steps + 1, LOG_EVERY)
+    into_decay = np.clip((steps - (1 - decay_fraction) * max_steps) / (decay_fraction * max_steps), 0, 1)
+    loss = wsd_loss(steps, floor, scale) * (1 + WSD_STABLE_EXCESS * (1 - into_decay))
+    cooldowns = [{"step": int(f * max_steps), "tokens": int(f * max_steps) * B, "flops": 6.0 * N * f * max_steps * B,
+                  "val_loss": float(wsd_loss(f * max_steps, floor, scale))} for f in branches]
+    run_dir = Path(root) / sweep / name
+    _write_files(run_dir, steps, loss, steps % EVAL_EVERY == 0, cooldowns=cooldowns,
+                 optim={"schedule": "wsd", "decay_fraction": decay_fraction}, run_name=name, sweep=sweep,
+                 status="completed", stop_reason="max_steps", n_layer=2, d_model=d_model, batch_size=BASE_BATCH,
+                 tokenizer="byte", unique_tokens=10_000_000, max_unique_tokens=None)
+    return run_dir

@@ -234,7 +234,8 @@ def _fit_size_and_data(result: Analysis, runs: list[Run], size_runs: list[Run]) 
                     "the full-data runs at the most common batch size")
     improving = [r.name for r in size_runs if points.still_improving(r)]
     _warn(result, ("L_N", "L_N_floor"), improving, "still improving at their end (validation loss fell by more "
-          f"than {points.IMPROVING:.0%} over the last {points.TAIL:.0%} of training), so L(N) of converged models "
+          f"than {points.IMPROVING:.0%} over the last {points.TAIL:.0%} of training; a wsd run: its end more than "
+          f"{points.IMPROVING:.0%} below its cooldown branch at half its length), so L(N) of converged models "
           "lies below these points")
     limited = final["data_limited"]
     if limited.any():
@@ -280,6 +281,9 @@ def _fit_compute(result: Analysis, runs: list[Run], B_crit: Fit | None, with_flo
     else:
         where = "C = FLOPs at each run's own batch size (no B_crit fit: not converted to C_min)"
     note = f"learning-curve points on the compute frontier (lowest loss yet at their compute); {where}"
+    if any(r.wsd for r in runs):
+        note += ("; of wsd runs only the decayed points, each run's end and its cooldown branches (the runs of "
+                 "those lengths), not stable-phase evaluations")
     runs_on = np.unique(front["run"]) if len(front["run"]) else []
     if len(runs_on) < 3:
         front = {k: v[:0] for k, v in front.items()}  # a frontier of one or two runs is no scaling law

@@ -577,19 +577,26 @@ def chinchilla_approach2(result, out_dir):
 def residuals(result, out_dir):
     """Each fitted law's residuals, ln(observed / fitted), against the input its points are ordered by;
     loss laws and allocation laws (N, S_min, B_crit, N_opt, D_opt) in panels of their own."""
-    panels = {}
+    panels, not_finite = {}, []
     for key, f in result.fits.items():
-        if "goodness" in f.extra:
-            kind = "loss" if report.predicted(f) == "loss" else "allocation"
-            panels.setdefault((kind, report.first_input(result, f)), []).append((key, f))
+        if "goodness" not in f.extra:
+            continue
+        if not np.isfinite(f.extra["goodness"]["residuals"]).any():  # constants past float range (a flat fit)
+            not_finite.append(key)
+            continue
+        kind = "loss" if report.predicted(f) == "loss" else "allocation"
+        panels.setdefault((kind, report.first_input(result, f)), []).append((key, f))
     if not panels:
-        raise MissingData("needs a fitted law")
+        raise MissingData(f"no finite residual: the fits of {', '.join(not_finite)} predict no finite value "
+                          "at their points" if not_finite else "needs a fitted law")
     fig, axes = _figure(len(panels), result, "residuals of each fit, ln(observed / fitted)")
     for ax, ((kind, x_name), members) in zip(axes, panels.items()):
         for i, (key, f) in enumerate(members):
             goodness = f.extra["goodness"]
-            ax.plot(goodness["x"], goodness["residuals"], "os^vD<>"[i % 7], ms=3.5, color=f"C{i}", alpha=0.7,
-                    label=f"{key} (RMSE {goodness['rmse_log']:.3g})")
+            residual = np.asarray(goodness["residuals"], float)
+            finite = np.isfinite(residual)
+            ax.plot(np.asarray(goodness["x"])[finite], residual[finite], "os^vD<>"[i % 7], ms=3.5, color=f"C{i}",
+                    alpha=0.7, label=f"{key} (RMSE {goodness['rmse_log']:.3g})")
         ax.axhline(0.0, color="k", lw=0.8)
         ax.set_xscale("log")
         ax.set_xlabel(_x_label(result, x_name))

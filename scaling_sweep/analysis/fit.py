@@ -558,6 +558,23 @@ def _kaplan_nd(theta, X):
     return alpha_D * s, np.stack([pu * (cN - lN), s - pu * u, pu * alpha_N, alpha_D * pv])
 
 
+def _plus_floor(predict):
+    """predict(theta, X) for log(L_inf + L) from predict for log L; theta's last entry is log L_inf."""
+
+    def with_floor(theta, X):
+        log_L, jac = predict(theta[:, :-1], X)
+        total, p = _log_sum_exp(np.stack([log_L, np.broadcast_to(theta[:, -1:], log_L.shape)]))
+        return total, np.concatenate([p[0] * jac, p[1][None]])
+
+    return with_floor
+
+
+def _floor_starts(starts, loss):
+    """Each start with each starting log L_inf below the lowest loss (as fit_power_law's floor starts)."""
+    floors = np.log(np.min(loss)) + np.array([-3.0, -1.0, -0.3])
+    return np.array([[*start, e] for start in starts for e in floors])
+
+
 def huber_fit(predict, X, log_y, starts, n_boot=N_BOOT, seed=0, delta=HUBER_DELTA, groups=None):
     """Best theta over all starts (vectorised L-BFGS, then polished by scipy's L-BFGS-B)
     and the thetas of n_boot bootstrap resamples (n_boot, P), each started from the best:
@@ -672,42 +689,52 @@ def _fit_power_law_with_floor(x, loss, var, n_boot, seed, groups, law) -> Fit:
     return _flag_vanished_floor(_make_fit(law, best, boot, to_params, len(loss), groups), "L_inf", loss)
 
 
-def fit_kaplan_nd(N, D, loss, n_boot=N_BOOT_HUBER, seed=0, groups=None) -> Fit:
-    """Eq. 1.5: L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D, Huber on log-loss; independent
+def fit_kaplan_nd(N, D, loss, n_boot=N_BOOT_HUBER, seed=0, groups=None, floor=False) -> Fit:
+    """Eq. 1.5: L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D, or with floor=True the same plus
+    an irreducible L_inf (Henighan et al. 2020's additive form), Huber on log-loss; independent
     points (groups None) are resampled whole, the bootstrap whose coverage docs/intervals.md measures."""
     (N, D, loss), groups = _columns("L_ND", N, D, loss, groups=groups)
     groups = np.arange(len(loss)) if groups is None else groups
-    _check_points(len(loss), 4, "L_ND")
+    _check_points(len(loss), 4 + floor, "L_ND")
     alphas = (0.03, 0.1, 0.3)
     starts = _grid(alphas, alphas, np.log(N.max()) + np.array([2.0, 10.0, 30.0]),
                    np.log(D.max()) + np.array([2.0, 10.0, 30.0]))
-    n_boot = _boot_count(n_boot, len(loss), groups, 4)
-    best, boot = huber_fit(_kaplan_nd, (np.log(N), np.log(D)), np.log(loss), starts, n_boot, seed, groups=groups)
+    predict = _plus_floor(_kaplan_nd) if floor else _kaplan_nd
+    starts = _floor_starts(starts, loss) if floor else starts
+    n_boot = _boot_count(n_boot, len(loss), groups, 4 + floor)
+    best, boot = huber_fit(predict, (np.log(N), np.log(D)), np.log(loss), starts, n_boot, seed, groups=groups)
 
     def to_params(t):
-        return {"N_c": np.exp(t[:, 2]), "D_c": np.exp(t[:, 3]), "alpha_N": t[:, 0], "alpha_D": t[:, 1]}
+        return {"N_c": np.exp(t[:, 2]), "D_c": np.exp(t[:, 3]), "alpha_N": t[:, 0], "alpha_D": t[:, 1],
+                **({"L_inf": np.exp(t[:, 4])} if floor else {})}
 
-    return _make_fit("L_ND", best, boot, to_params, len(loss), groups)
+    return _floor_checked(_make_fit("L_ND", best, boot, to_params, len(loss), groups), floor, loss)
 
 
-def fit_kaplan_ns(N, S_min, loss, n_boot=N_BOOT_HUBER, seed=0, groups=None) -> Fit:
-    """Eq. 1.6: L(N, S_min) = (N_c/N)^alpha_N + (S_c/S_min)^alpha_S, Huber on log-loss."""
+def fit_kaplan_ns(N, S_min, loss, n_boot=N_BOOT_HUBER, seed=0, groups=None, floor=False) -> Fit:
+    """Eq. 1.6: L(N, S_min) = (N_c/N)^alpha_N + (S_c/S_min)^alpha_S, or with floor=True the same plus
+    an irreducible L_inf (Henighan et al. 2020's additive form), Huber on log-loss."""
     (N, S_min, loss), groups = _columns("L_NS", N, S_min, loss, groups=groups)
-    _check_points(len(loss), 4, "L_NS")
+    _check_points(len(loss), 4 + floor, "L_NS")
     alphas = (0.05, 0.2, 0.6, 1.2)
     lo = np.log(loss.min())
     starts = _grid(lo + np.array([0.0, 3.0]), lo + np.array([0.0, 3.0]), alphas, alphas)
     starts[:, 0] += starts[:, 2] * np.log(np.median(N))  # a_i = log(term) + alpha_i·log x
     starts[:, 1] += starts[:, 3] * np.log(np.median(S_min))
-    predict = _sum_of_powers(2, floor=False)
-    n_boot = _boot_count(n_boot, len(loss), groups, 4)
+    starts = _floor_starts(starts, loss) if floor else starts
+    predict = _sum_of_powers(2, floor=floor)
+    n_boot = _boot_count(n_boot, len(loss), groups, 4 + floor)
     best, boot = huber_fit(predict, (np.log(N), np.log(S_min)), np.log(loss), starts, n_boot, seed, groups=groups)
 
     def to_params(t):
         return {"N_c": np.exp(t[:, 0] / t[:, 2]), "S_c": np.exp(t[:, 1] / t[:, 3]),
-                "alpha_N": t[:, 2], "alpha_S": t[:, 3]}
+                "alpha_N": t[:, 2], "alpha_S": t[:, 3], **({"L_inf": np.exp(t[:, 4])} if floor else {})}
 
-    return _make_fit("L_NS", best, boot, to_params, len(loss), groups)
+    return _floor_checked(_make_fit("L_NS", best, boot, to_params, len(loss), groups), floor, loss)
+
+
+def _floor_checked(f: Fit, floor: bool, loss) -> Fit:
+    return _flag_vanished_floor(f, "L_inf", loss) if floor else f
 
 
 def _batch_tradeoff(target):

@@ -45,18 +45,51 @@ def _float(value) -> float:
 
 
 IMPROVING, TAIL = 0.01, 0.2  # a loss that fell by over 1% in the last 20% of training was still improving
+HALF_LENGTH = (0.4, 0.625)  # a wsd cooldown branch at "about half" a run's tokens (within 1.25x of half)
 
 
 def still_improving(run: Run) -> bool:
-    """Whether the run's best validation loss fell by more than IMPROVING over its last TAIL of
-    steps: a run that had not converged, whose early-stopped loss overstates L(N)."""
+    """Whether the run had not converged at its end, so that its early-stopped loss overstates L(N).
+    A wsd run with a cooldown branch at about half its length (HALF_LENGTH): its end below (1 - IMPROVING)
+    times that branch's loss, the decayed loss of a run of half its length; the last TAIL of a wsd run is
+    its decay (optim.decay_fraction), worth several percent at any length (docs/kaplan_cpu.md section 1),
+    so the rule below would flag every one. Other runs (and wsd runs without such a branch: their stable
+    phase only): the best validation loss fell by more than IMPROVING over the last TAIL of steps."""
+    half = half_length_branch(run) if run.wsd else None
+    if half is not None:
+        return bool(run.final_loss < (1 - IMPROVING) * half["val_loss"])
     m = run.metrics
     seen = np.isfinite(m["val_loss"])
     steps, val = m["step"][seen], m["val_loss"][seen]
+    if run.wsd:  # the stable phase only: evaluations before the final decay
+        stable = steps <= (1 - run.optim.get("decay_fraction", TAIL)) * (run.summary.step or 0)
+        steps, val = steps[stable], val[stable]
     if len(val) < 2:
         return False
     before = steps <= (1 - TAIL) * steps[-1]
     return bool(before.any() and val.min() < (1 - IMPROVING) * val[before].min())
+
+
+def half_length_branch(run: Run) -> dict | None:
+    """The run's cooldown branch nearest half its tokens (in log), if within HALF_LENGTH of them."""
+    tokens = run.summary.tokens or 0
+    branches = [c for c in run.summary.cooldowns
+                if tokens and HALF_LENGTH[0] <= c["tokens"] / tokens <= HALF_LENGTH[1] and finite_loss(c)]
+    return min(branches, key=lambda c: abs(np.log(2 * c["tokens"] / tokens)), default=None)
+
+
+def finite_loss(branch: dict) -> bool:
+    return branch.get("val_loss") is not None and bool(np.isfinite(branch["val_loss"]))
+
+
+def decayed_curve(run: Run) -> dict[str, np.ndarray]:
+    """step, tokens, flops and loss of the points of a wsd run that are the loss of a run of their
+    length: its cooldown branches and its end (its early-stopped loss), in order of steps."""
+    s = run.summary
+    rows = [(c["step"], c["tokens"], c["flops"], c["val_loss"]) for c in s.cooldowns if finite_loss(c)]
+    rows.append((s.step, s.tokens, s.flops, run.final_loss))
+    step, tokens, flops, loss = np.array(sorted(rows), float).T
+    return {"step": step, "tokens": tokens, "flops": flops, "loss": loss}
 
 
 def at_modal_batch(runs: list[Run]) -> list[Run]:
@@ -85,14 +118,16 @@ def _running_min_curve(run: Run, axis: str):
 def frontier(runs: list[Run], B_crit=None) -> dict[str, np.ndarray]:
     """Kaplan fig. 1 left, figs. 13-14: the learning-curve points that lower the lowest loss any
     run has reached by their compute, the compute-efficient frontier, as measured (nothing
-    interpolated). Returns C, loss, N, the run each point comes from (its group for the
+    interpolated). Of a wsd run only its decayed points (decayed_curve): its stable-phase evaluations
+    lie 3-6% above the runs of their length (docs/kaplan_cpu.md section 1), Kaplan's cosine curves'
+    every point is partly decayed. Returns C, loss, N, the run each point comes from (its group for the
     bootstrap), steps S and batch B (tokens). With a fitted B_crit(L) the compute is
     C_min = C/(1 + B/B_crit(L)) (eq. 5.5), the steps S_min = S/(1 + B_crit(L)/B) (eq. 5.4) and B
     the critical batch B_crit(L) at which compute-efficient training runs; C_raw, S_raw and B_run
     are each point's own compute, steps and batch (to redo the conversion under another B_crit)."""
     columns = []
     for index, run in enumerate(runs):
-        curve, B = run.loss_curve(), float(run.summary.batch_tokens)
+        curve, B = decayed_curve(run) if run.wsd else run.loss_curve(), float(run.summary.batch_tokens)
         C, S, batch = curve["flops"], curve["step"], np.full(len(curve["step"]), B)
         raw = [C, S, batch]
         if B_crit is not None:

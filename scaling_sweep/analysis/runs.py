@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from scaling_sweep.core import runfiles
 from scaling_sweep.core.errors import UserError, entry_point
@@ -45,6 +46,23 @@ class Run:
             if finite(value):
                 return float(value)
         return float("nan")
+
+    @property
+    def optim(self) -> dict:
+        """The run's optimizer settings (schedule, decay_fraction, ...) from its resolved config,
+        .hydra/config.yaml; {} where the folder has none or it does not parse."""
+        try:
+            config = yaml.safe_load((self.path / ".hydra" / "config.yaml").read_text())
+        except (OSError, yaml.YAMLError):
+            return {}
+        optim = config.get("optim") if isinstance(config, dict) else None
+        return optim if isinstance(optim, dict) else {}
+
+    @property
+    def wsd(self) -> bool:
+        """Whether the run trained under warmup-stable-decay: its stable-phase evaluations are not the
+        loss of a run of their length, its end and cooldown branches are."""
+        return self.optim.get("schedule") == "wsd"
 
     def exclusion(self) -> str | None:
         """Why this run cannot be fitted, or None."""

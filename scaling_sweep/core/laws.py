@@ -117,16 +117,18 @@ def loss_cmin(C_min, C_c, alpha_C, L_inf=0.0):
     return power_law(C_min, C_c, alpha_C, L_inf)
 
 
-def loss_nd(N, D, N_c, D_c, alpha_N, alpha_D):
-    """Eq. 1.5: L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D."""
+def loss_nd(N, D, N_c, D_c, alpha_N, alpha_D, L_inf=0.0):
+    """Eq. 1.5: L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D, plus an irreducible L_inf where
+    fitted with one (Henighan et al. 2020's additive floor)."""
     N, D = np.asarray(N, dtype=float), np.asarray(D, dtype=float)
-    return ((N_c / N) ** (alpha_N / alpha_D) + D_c / D) ** alpha_D
+    return L_inf + ((N_c / N) ** (alpha_N / alpha_D) + D_c / D) ** alpha_D
 
 
-def loss_ns(N, S_min, N_c, S_c, alpha_N, alpha_S):
-    """Eq. 1.6: L(N, S_min) = (N_c/N)^alpha_N + (S_c/S_min)^alpha_S."""
+def loss_ns(N, S_min, N_c, S_c, alpha_N, alpha_S, L_inf=0.0):
+    """Eq. 1.6: L(N, S_min) = (N_c/N)^alpha_N + (S_c/S_min)^alpha_S, plus an irreducible L_inf where
+    fitted with one (Henighan et al. 2020's additive floor)."""
     N, S_min = np.asarray(N, dtype=float), np.asarray(S_min, dtype=float)
-    return (N_c / N) ** alpha_N + (S_c / S_min) ** alpha_S
+    return L_inf + (N_c / N) ** alpha_N + (S_c / S_min) ** alpha_S
 
 
 def chinchilla_loss(N, D, E, A, B, alpha, beta):

@@ -158,3 +158,15 @@ def test_dashboard_without_isoflop_minima_draws_the_frontiers_n(saved):
     assert np.allclose(drawn_lines(d)[0].get_ydata(), result.data["frontier"]["N"])
     assert "compute frontier" in d.get_title() and d.get_ylabel() == "N, non-embedding parameters"
     assert {"Kaplan: ∝ C^0.73", "Chinchilla: ∝ C^0.5"} <= set(legend_labels(d))
+
+
+def test_residuals_without_a_finite_residual_are_skipped_with_the_reason(tmp_path):
+    """Runs of one step all sit at the initial loss: L(N)'s line is flat, its N_c past float range and
+    every residual not finite, which a log axis cannot draw (matplotlib: 'Data cannot be log-scaled')."""
+    N = np.geomspace(1e4, 1e6, 4)
+    flat = fit.Fit("L_N", {"N_c": np.inf, "alpha_N": 1e-12}, {}, 4)
+    result = Analysis("one_step", SETTING)
+    result.attempt("L_N", lambda: flat, data=([N], np.full(4, np.log(257))))
+    assert not np.isfinite(result.fits["L_N"].extra["goodness"]["residuals"]).any()
+    with pytest.raises(figures.MissingData, match="no finite residual: the fits of L_N"):
+        figures.residuals(result, tmp_path)

@@ -241,3 +241,28 @@ def test_b_crit_resamples_whole_runs():
     by_run = fit.fit_critical_batch(L, B, S, n_boot=100, groups=run)
     assert "7 independent groups" in by_run.extra["ci_method"]
     assert "no_interval" in by_run.extra  # 7 runs for 2 + 4 constants (B*, alpha_B, S_min per target)
+
+
+ND_FLOOR_TRUTH = {"N_c": 3e6, "D_c": 1e7, "alpha_N": 0.3, "alpha_D": 0.35, "L_inf": 1.0}
+NS_FLOOR_TRUTH = {"N_c": 1e5, "S_c": 300.0, "alpha_N": 0.4, "alpha_S": 0.7, "L_inf": 1.2}
+
+
+def floored_points(law, truth, x2, seed=0, noise=0.003):
+    """A 5-size grid against a second input x2 (D or S) from law with an additive floor, 0.3% noise."""
+    N, x = (a.ravel() for a in np.meshgrid(np.geomspace(1e4, 1e6, 5), x2))
+    return N, x, law(N, x, **truth) * np.exp(noise * np.random.default_rng(seed).standard_normal(len(N)))
+
+
+@pytest.mark.parametrize("fitter, law, truth, x2", [
+    (fit.fit_kaplan_nd, laws.loss_nd, ND_FLOOR_TRUTH, np.geomspace(1e6, 1e8, 5)),
+    (fit.fit_kaplan_ns, laws.loss_ns, NS_FLOOR_TRUTH, np.geomspace(100, 1e4, 6)),
+])
+def test_kaplans_two_input_laws_with_a_floor_recover_it_where_the_pure_form_cannot(fitter, law, truth, x2):
+    N, x, loss = floored_points(law, truth, x2)
+    floored, pure = fitter(N, x, loss, n_boot=0, floor=True), fitter(N, x, loss, n_boot=0)
+    assert set(floored.params) == set(truth)
+    for name, value in truth.items():
+        assert floored.params[name] == pytest.approx(value, rel=0.2 if name.startswith(("alpha", "L_inf")) else 0.5)
+    assert "L_inf" not in pure.params
+    rmse_floored, rmse_pure = (fit.goodness(f, [N, x], loss)["rmse_log"] for f in (floored, pure))
+    assert rmse_floored < 0.005 < rmse_pure  # the noise is 0.3%; the pure form misses the floor
