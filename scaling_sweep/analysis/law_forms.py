@@ -207,7 +207,8 @@ def _effective(log_U, R, log_R_star):
     """log U' with U' = U + U·R*·(1 - exp(-R/R*)) (Muennighoff et al. 2023 eq. 5's D' and N'), and
     d log U' / d log R*. As R* -> inf, U' -> U·(1 + R): every repeat counts as new."""
     R_star = np.exp(log_R_star)
-    decay = np.exp(-R / R_star)
+    with np.errstate(divide="ignore"):  # R* underflowing to 0: no repeat counts
+        decay = np.exp(-R / R_star)
     gain = R_star * (1 - decay)
     return log_U + np.log1p(gain), (gain - R * decay) / (1 + gain)
 
@@ -223,7 +224,7 @@ def _data_constrained(theta, X):
 
 
 def _data_constrained_starts(table):
-    grid = fit.CHINCHILLA_GRID[::15][:, [0, 1, 3, 4, 2]]
+    grid = fit.CHINCHILLA_GRID[::45][:, [0, 1, 3, 4, 2]]
     R_stars = np.log([5.0, 15.0, 50.0])
     return np.column_stack([np.repeat(grid, len(R_stars) ** 2, 0),
                             np.tile(fit._grid(R_stars, R_stars), (len(grid), 1))])
@@ -278,3 +279,178 @@ FARSEER = LawForm(
 
 FORMS = {form.name: form for form in (CHINCHILLA, KAPLAN_ND, KAPLAN_ND_FLOOR, OVER_TRAINING, DATA_CONSTRAINED,
                                       FARSEER)}
+
+
+# ---------------------------------------------------------------- selection by extrapolation
+
+HELD_OUT_SHARE = 0.2  # the largest fifth of the model sizes (at least one) is held out
+
+
+def applicable(table: dict, forms=None) -> tuple[list[LawForm], dict[str, str]]:
+    """The forms whose columns the table has, and why each other one is left out."""
+    forms = list(FORMS.values()) if forms is None else forms
+    chosen, left_out = [], {}
+    sizes = len(np.unique(table["N"]))
+    for form in forms:
+        missing = [k for k in form.needs if k not in table]
+        if missing:
+            left_out[form.name] = f"needs column {', '.join(missing)}"
+        elif sizes <= form.min_sizes:
+            left_out[form.name] = f"needs over {form.min_sizes} model sizes to extrapolate, the points have {sizes}"
+        else:
+            chosen.append(form)
+    return chosen, left_out
+
+
+def extrapolation_splits(N, min_sizes: int, share: float = HELD_OUT_SHARE) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, fitted rows, predicted rows) of every check: the rolling check (fit on the k smallest
+    model sizes, predict the next, for k from min_sizes) and the held-out check (fit on all but the
+    largest `share` of sizes, predict those)."""
+    sizes = np.unique(N)
+    splits = [(f"rolling: {k} sizes -> N = {sizes[k]:.3g}", N <= sizes[k - 1], N == sizes[k])
+              for k in range(min_sizes, len(sizes))]
+    cut = sizes[-max(1, int(np.ceil(share * len(sizes))))]
+    if np.sum(sizes < cut) >= min_sizes:
+        splits.append((f"held out: N >= {cut:.3g}", N < cut, N >= cut))
+    return splits
+
+
+def _subset(table: dict, rows) -> dict:
+    return {k: v[rows] for k, v in table.items()}
+
+
+def _check_errors(form: LawForm, table: dict, splits, starts, n_boot: int, seed: int) -> np.ndarray:
+    """(checks, 1 + n_boot, n) absolute relative errors |L_pred/L - 1| of each check's predicted rows
+    (NaN elsewhere), by the fit to the check's smaller sizes (row 0) and by n_boot bootstrap refits of
+    it (the groups of those sizes redrawn, each refit started from the fit)."""
+    errors = np.full((len(splits), n_boot + 1, len(table["loss"])), np.nan)
+    for i, (_, fitted, predicted) in enumerate(splits):
+        small = fit_form(form, _subset(table, fitted), n_boot, seed, starts)
+        target = _subset(table, predicted)
+        predictions = np.exp(form.log_loss(np.vstack([small.theta[None], small.boot]), target))
+        errors[i][:, predicted] = np.abs(predictions / target["loss"] - 1)
+    return errors
+
+
+def _scores(errors: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(1 + n_boot,) extrapolation errors: for the fits to the data (row 0) and each bootstrap refit, the
+    mean over checks of each check's mean absolute relative error, its predicted points weighted by
+    that row of weights (1 + n_boot, n): a redraw of the groups of the larger sizes."""
+    seen = np.isfinite(errors)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_check = (np.einsum("bn,cbn->bc", weights, np.where(seen, errors, 0.0))
+                     / np.einsum("bn,cbn->bc", weights, seen))
+    return np.nanmean(per_check, axis=1)
+
+
+def extrapolation_scores(table: dict, forms=None, n_boot: int = 100, seed: int = 0,
+                         extrapolation_starts: int | None = None) -> tuple[dict, list, dict]:
+    """Fit every applicable form on the smaller sizes and score it on the larger ones: the mean over
+    the rolling and held-out checks of their mean absolute relative errors, for the fits to the data
+    and for n_boot bootstrap resamples that redraw the groups both of the sizes fitted (each check
+    refitted) and of the sizes predicted; the resamples are the same for every form, so differences
+    are paired. extrapolation_starts thins each form's grid of starts to about that many for the
+    checks' fits (None: the full grid). Returns ({form: (errors (checks, n) of the fits to the data,
+    scores (1 + n_boot,))}, the checks, {form: why it was not scored})."""
+    chosen, left_out = applicable(table, forms)
+    if not chosen:
+        raise FitError("no law form applies to these points: " + "; ".join(f"{k}: {v}" for k, v in left_out.items()))
+    splits = extrapolation_splits(table["N"], max(form.min_sizes for form in chosen))
+    groups = table.get("group", np.arange(len(table["loss"])))
+    weights = np.vstack([np.ones(len(groups)), fit.case_weights(groups, n_boot, seed + 1)])  # row 0: the data
+    scored = {}
+    for form in chosen:
+        starts = form.starts(usable(form, table))
+        if extrapolation_starts and len(starts) > extrapolation_starts:
+            starts = starts[:: len(starts) // extrapolation_starts]
+        try:
+            errors = _check_errors(form, table, splits, starts, n_boot, seed)
+        except FitError as err:
+            left_out[form.name] = str(err)
+            continue
+        scored[form.name] = (errors[:, 0], _scores(errors, weights))
+    if not scored:
+        raise FitError("no law form could be fitted: " + "; ".join(f"{k}: {v}" for k, v in left_out.items()))
+    return scored, splits, left_out
+
+
+def select(table: dict, forms=None, n_boot: int = 100, seed: int = 0, refit_boot: int = 200,
+           extrapolation_starts: int | None = None) -> dict:
+    """Every applicable form scored by extrapolation (extrapolation_scores), the recommendation
+    (recommend), and every form refitted on all points with refit_boot resamples for its intervals.
+    Returns {"candidates", "recommended", "not_applicable"} and the fits to all points under "fits"."""
+    table = {k: np.asarray(v) for k, v in table.items()}
+    scored, splits, left_out = extrapolation_scores(table, forms, n_boot, seed, extrapolation_starts)
+    fits = {name: fit_form(FORMS[name], table, n_boot=refit_boot, seed=seed) for name in scored}
+    candidates = {name: _candidate(FORMS[name], fits[name], errors, splits, scores)
+                  for name, (errors, scores) in scored.items()}
+    recommended = recommend({name: scores for name, (_, scores) in scored.items()})
+    return {"candidates": candidates, "recommended": recommended, "not_applicable": left_out, "fits": fits}
+
+
+def _interval(values) -> list[float]:
+    return [float(v) for v in np.nanpercentile(values, [50 * (1 - fit.CI_LEVEL), 50 * (1 + fit.CI_LEVEL)])]
+
+
+def _candidate(form, form_fit, errors, splits, scores) -> dict:
+    constants = form_fit.fit.to_dict()
+    constants.pop("samples")
+    checks = [{"check": name, "n_fitted": int(fitted.sum()), "n_predicted": int(predicted.sum()),
+               "mean_abs_rel_error": float(np.nanmean(row))} for row, (name, fitted, predicted) in zip(errors, splits)]
+    return {"form": form.formula, "reference": form.citation, "n_constants": form.n_params, **constants,
+            "extrapolation": {"mean_abs_rel_error": float(scores[0]), "ci": _interval(scores[1:]),
+                              "method": "mean over the checks of each check's mean |L_pred/L - 1|; interval: "
+                                        "case bootstrap over groups of points, each check refitted",
+                              "checks": checks}}
+
+
+def recommend(scores: dict) -> dict:
+    """From each form's scores (1 + n_boot,) of extrapolation_scores: the lowest extrapolation error,
+    or the form with the fewest constants among those within noise of it (the 95% interval of the
+    paired difference holds 0), and by how much it beats the next best."""
+    ranked = sorted(scores, key=lambda k: scores[k][0])
+    best = ranked[0]
+
+    def difference(other, base):
+        return float(scores[other][0] - scores[base][0]), _interval(scores[other][1:] - scores[base][1:])
+
+    within_noise = [k for k in ranked[1:] if difference(k, best)[1][0] <= 0]
+    chosen = min([best] + within_noise, key=lambda k: (FORMS[k].n_params, ranked.index(k)))
+    error = float(scores[chosen][0])
+    result = {"law": chosen, "mean_abs_rel_error": error, "lowest_error": best, "within_noise_of_lowest": within_noise}
+    others = [k for k in ranked if k != chosen]
+    if not others:
+        result["reason"] = f"the only form fitted ({error:.2%} mean absolute relative error extrapolating)"
+        return result
+    runner_up = others[0]
+    gap, gap_ci = difference(runner_up, chosen)
+    result |= {"next": runner_up, "margin": gap, "margin_ci": gap_ci}
+    if chosen != best:
+        result["reason"] = (f"{chosen} ({error:.2%}) is within noise of the lowest error, {best} "
+                            f"({scores[best][0]:.2%}), with fewer constants "
+                            f"({FORMS[chosen].n_params} against {FORMS[best].n_params})")
+    elif gap_ci[0] <= 0:
+        result["reason"] = (f"lowest error ({error:.2%}), {gap:.2%} below {runner_up}, but within noise "
+                            f"(95% interval of the difference [{gap_ci[0]:.2%}, {gap_ci[1]:.2%}]); "
+                            f"no form within noise has fewer constants")
+    else:
+        result["reason"] = (f"lowest error ({error:.2%}), {gap:.2%} below {runner_up} "
+                            f"(95% interval of the difference [{gap_ci[0]:.2%}, {gap_ci[1]:.2%}])")
+    return result
+
+
+def candidates_table(selection: dict) -> str:
+    """One line per candidate: its extrapolation error with its interval, and its constants."""
+    lines = ["law forms by extrapolation error (mean |L_pred/L - 1| over the rolling and held-out checks, "
+             f"{fit.CI_LEVEL:.0%} bootstrap interval):"]
+    ranked = sorted(selection["candidates"].items(), key=lambda kv: kv[1]["extrapolation"]["mean_abs_rel_error"])
+    for name, c in ranked:
+        x = c["extrapolation"]
+        mark = "*" if name == selection["recommended"]["law"] else " "
+        constants = ", ".join(f"{k}={c[k]:.4g}" for k in FORMS[name].constants_names)
+        lines.append(f" {mark}{name:<17} {x['mean_abs_rel_error']:7.2%} [{x['ci'][0]:.2%}, {x['ci'][1]:.2%}]  "
+                     f"{c['n_constants']} constants: {constants}")
+    for name, why in selection["not_applicable"].items():
+        lines.append(f"  {name:<17} not fitted: {why}")
+    lines.append(f"recommended: {selection['recommended']['law']}: {selection['recommended']['reason']}")
+    return "\n".join(lines)
