@@ -453,4 +453,28 @@ def candidates_table(selection: dict) -> str:
     for name, why in selection["not_applicable"].items():
         lines.append(f"  {name:<17} not fitted: {why}")
     lines.append(f"recommended: {selection['recommended']['law']}: {selection['recommended']['reason']}")
+    for row in selection.get("predictions", []):
+        others = ", ".join(f"{k} {v:.4g}" for k, v in row["candidates"].items() if k != row["law"])
+        lines.append(f"predicted at N = {row['N']:.4g}, D = {row['D']:.4g}: {row['loss']:.4g} nats/token "
+                     f"95% CI [{row['ci'][0]:.4g}, {row['ci'][1]:.4g}] ({row['law']}); {others}")
     return "\n".join(lines)
+
+
+def predictions(fits: dict[str, FormFit], recommended: str, targets: dict) -> list[dict]:
+    """For each target row (N, D and the columns the forms need): the recommended form's loss with the
+    95% interval of its bootstrap fits (the fitted surface's uncertainty, not a run's own noise), and
+    every candidate's loss (NaN where a form lacks a column it needs)."""
+    missing = np.full(len(targets["N"]), np.nan)
+    chosen = fits[recommended]
+    interval = chosen.interval(targets) if _has_columns(chosen.form, targets) else np.column_stack([missing, missing])
+    by_form = {name: f.predict(targets) if _has_columns(f.form, targets) else missing for name, f in fits.items()}
+    rows = []
+    for i in range(len(targets["N"])):
+        inputs = {k: float(targets[k][i]) for k in ("N", "D", "U_D") if k in targets}
+        rows.append({**inputs, "law": recommended, "loss": float(by_form[recommended][i]),
+                     "ci": [float(v) for v in interval[i]], "candidates": {k: float(v[i]) for k, v in by_form.items()}})
+    return rows
+
+
+def _has_columns(form: LawForm, table: dict) -> bool:
+    return all(k in table for k in ("N", "D") + form.needs)
