@@ -4,6 +4,7 @@
     python -m scaling_sweep.analyze --points table.csv      # columns N, loss, and D or C
     python -m scaling_sweep.analyze --points table.csv --json
     python -m scaling_sweep.analyze --hparams runs.csv [--predict targets.csv]   # optimal LR and batch laws
+    python -m scaling_sweep.analyze --points table.csv --law auto [--predict targets.csv]   # law forms by extrapolation
 
 Conventions: loss in nats/token of the runs' tokenizer; D = training tokens; N and C in the
 headline convention (--params non_embedding|total, --compute 6N|exact; default non-embedding N
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scaling_sweep.analysis import conventions, fit, hparams, points, report
+from scaling_sweep.analysis import conventions, fit, hparams, law_forms, points, report
 from scaling_sweep.analysis.conventions import HEADLINE, Convention
 from scaling_sweep.analysis.fit import Fit, FitError
 from scaling_sweep.analysis.runs import Run, SweepError, check_one_setting, read_sweep
@@ -426,14 +427,18 @@ def allocation_fit(key: str, minima: list[dict], resampled, n_runs: int, method:
 
 COLUMN_ALIASES = {"n": "N", "params": "N", "parameters": "N", "model size": "N",
                   "d": "D", "tokens": "D", "c": "C", "flops": "C", "training flop": "C",
-                  "loss": "loss"}
+                  "loss": "loss", "unique_tokens": "U_D", "unique tokens": "U_D", "u_d": "U_D", "epochs": "epochs"}
+GROUP_COLUMNS = ("group", "run")  # rows sharing a label come from one run: the bootstrap redraws them together
 
 
-def read_points(path, drop_highest_loss: int = 0) -> dict[str, np.ndarray]:
+def read_points(path, drop_highest_loss: int = 0, need_loss: bool = True) -> dict[str, np.ndarray]:
     """N, D, C and loss from a CSV with columns N, loss and D or C (D = C/(6N) or
     C = 6·N·D for the missing one). Epoch's column names ("Model Size", "Training FLOP")
     are understood too. Each of their cells must be a positive finite number; SweepError names
-    the file, row (as a spreadsheet numbers it, the header being row 1) and column of one that is not."""
+    the file, row (as a spreadsheet numbers it, the header being row 1) and column of one that is not.
+    Optional: unique tokens U_D (column unique_tokens, or epochs: U_D = D/epochs; at most D) and a
+    group column (group or run: a label per row, rows of one run sharing it). need_loss False: a
+    file of targets, without loss."""
     path = Path(path)
     if not path.exists():
         raise SweepError(f"{path}: no such file")
@@ -457,14 +462,42 @@ def read_points(path, drop_highest_loss: int = 0) -> dict[str, np.ndarray]:
         key = COLUMN_ALIASES.get(name.strip().lower())
         if key and key not in columns:
             columns[key] = np.array([number(row, name, r[name]) for row, r in rows])
-    if "N" not in columns or "loss" not in columns or not ({"D", "C"} & columns.keys()):
-        raise SweepError(f"{path}: needs columns N, loss and D or C; found {', '.join(reader.fieldnames)}")
+    required = ("N", "loss") if need_loss else ("N",)
+    if any(k not in columns for k in required) or not ({"D", "C"} & columns.keys()):
+        raise SweepError(f"{path}: needs columns {', '.join(required)} and D or C; "
+                         f"found {', '.join(reader.fieldnames)}")
     if "D" not in columns:
         columns["D"] = laws.tokens_for_budget(columns["C"], columns["N"])
     if "C" not in columns:
         columns["C"] = 6 * columns["N"] * columns["D"]
+    _unique_tokens(path, columns, [row for row, _ in rows])
+    group = next((name for name in reader.fieldnames if name.strip().lower() in GROUP_COLUMNS), None)
+    if group:
+        columns["group"] = np.array([_label(path, row, group, r[group]) for row, r in rows])
+    if not need_loss:
+        return columns
     keep = np.argsort(columns["loss"], kind="stable")[: len(rows) - drop_highest_loss]
     return {k: v[np.sort(keep)] for k, v in columns.items()}
+
+
+def _unique_tokens(path, columns: dict, row_numbers: list[int]) -> None:
+    """U_D from unique_tokens or epochs (D/epochs), each at most D (unique tokens are tokens seen once)."""
+    if "epochs" in columns:
+        if "U_D" in columns:
+            raise SweepError(f"{path}: give unique_tokens or epochs, not both")
+        columns["U_D"] = columns["D"] / columns.pop("epochs")
+    if "U_D" in columns:
+        over = np.flatnonzero(columns["U_D"] > columns["D"] * (1 + 1e-9))
+        if len(over):
+            i = over[0]
+            raise SweepError(f"{path} row {row_numbers[i]}: {columns['U_D'][i]:.6g} unique tokens exceed the "
+                             f"{columns['D'][i]:.6g} tokens seen (epochs must be at least 1)")
+
+
+def _label(path, row: int, name: str, text: str | None) -> str:
+    if not (text or "").strip():
+        raise SweepError(f"{path} row {row}, column {name}: empty; every row needs its run's label")
+    return text.strip()
 
 
 def analyze_points(path, drop_highest_loss: int = 0, params: str | None = None,
@@ -478,7 +511,8 @@ def analyze_points(path, drop_highest_loss: int = 0, params: str | None = None,
     N, D, loss = table["N"], table["D"], table["loss"]
     progress(f"{path}: {len(loss)} points; Chinchilla approach 3 from {len(fit.CHINCHILLA_GRID)} starts")
     note = f"external points from {path}"
-    cases = np.arange(len(loss))  # each point resampled as a whole (Besiroglu et al. 2024's bootstrap)
+    # each point, or each run's points, resampled as a whole (Besiroglu et al. 2024's bootstrap)
+    cases = table.get("group", np.arange(len(loss)))
     result.attempt("chinchilla", lambda: fit.fit_chinchilla(N, D, loss, groups=cases),
                    lambda: fit.held_out_check(HELD_OUT_CHINCHILLA, [N, D], loss), note, data=([N, D], loss))
     result.attempt("L_ND", lambda: fit.fit_kaplan_nd(N, D, loss, groups=cases),
@@ -486,6 +520,22 @@ def analyze_points(path, drop_highest_loss: int = 0, params: str | None = None,
     profiles = points.budget_profiles(table["C"], table["N"], table["loss"])
     _fit_approach_2(result, profiles, "external points grouped by compute budget")
     return result
+
+
+def select_law(result: Analysis, law: str, targets=None) -> None:
+    """Law forms fitted to the points and scored by extrapolation (law_forms.select; law "auto": every
+    form that applies, else that one form), and with targets (a CSV of N, D and any column a form
+    needs) each row's predicted loss by the recommended form with its 95% interval and by every
+    candidate. Recorded in result.data["law_selection"] for fits.json."""
+    table = result.data["table"]
+    forms = None if law == "auto" else [law_forms.FORMS[law]]
+    progress(f"law forms: {law}; fitting on the smaller sizes, scoring on the larger ones")
+    selection = law_forms.select({k: table[k] for k in ("N", "D", "loss", "U_D", "group") if k in table}, forms)
+    fitted = selection.pop("fits")
+    if targets:
+        selection["predictions"] = law_forms.predictions(fitted, selection["recommended"]["law"],
+                                                         read_points(targets, need_loss=False))
+    result.data["law_selection"] = selection
 
 
 # ---------------------------------------------------------------- outputs
@@ -510,6 +560,7 @@ def _fits_payload(result: Analysis) -> dict:
                  "excluded": [{"run": n, "reason": why} for n, why in result.excluded]},
         "laws": result.to_json(),
         "skipped": result.skipped,
+        **result.data.get("law_selection", {}),
         "by_convention": {key: {"convention": other.units(), "laws": other.to_json(), "skipped": other.skipped}
                           for key, other in result.by_convention.items()},
     }
@@ -539,6 +590,8 @@ def constants_table(result: Analysis) -> str:
             lines.append(f"    warning: {law_fit.extra['warning']}")
     for key, why in result.skipped.items():
         lines.append(f"{key}: not fitted: {why}")
+    if "law_selection" in result.data:
+        lines.append(law_forms.candidates_table(result.data["law_selection"]))
     return "\n".join(lines)
 
 
@@ -565,7 +618,11 @@ def main(argv=None) -> int:
                         help="CSV of runs (columns N, D, lr, batch or batch_tokens, loss, optionally loss_smoothed): "
                              "the optimal LR and batch per (N, D) and their power laws (analysis/hparams.py)")
     parser.add_argument("--predict", metavar="TARGETS",
-                        help="with --hparams: CSV of columns N, D; each row's optimal LR and batch with 95%% intervals")
+                        help="CSV of columns N, D: with --hparams each row's optimal LR and batch, with --law each "
+                             "row's loss by the recommended law form and by every candidate; 95%% intervals")
+    parser.add_argument("--law", choices=["auto", *law_forms.FORMS],
+                        help="with --points: fit these law forms (auto: every one the columns allow), score each by "
+                             "how it extrapolates from the smaller sizes to the larger, recommend one (law_forms.py)")
     parser.add_argument("--isoflop-min", choices=points.ISOFLOP_MINIMA, default=points.DEFAULT_MINIMUM,
                         help="how Chinchilla approach 2 takes each IsoFLOP profile's minimum: weighted (default: a "
                              "parabola of loss in log N, points weighted by their distance from the minimum), "
@@ -578,13 +635,17 @@ def main(argv=None) -> int:
             parser.error("--hparams takes no sweep folder or --points")
         print(hparams.run(args.hparams, args.predict, args.json, args.out))
         return 0
-    if args.predict:
-        parser.error("--predict needs --hparams")
+    if args.predict and not args.law:
+        parser.error("--predict needs --hparams, or --law with --points")
+    if args.law and not args.points:
+        parser.error("--law needs --points")
     if bool(args.sweep_dir) == bool(args.points):
         parser.error("give a sweep folder or --points CSV (one of them)")
     start = time.perf_counter()
     if args.points:
         result = analyze_points(args.points, args.drop_highest_loss, args.params, args.isoflop_min)
+        if args.law:
+            select_law(result, args.law, args.predict)
     else:
         result = analyze_sweep(args.sweep_dir, args.allow_mixed, Convention(args.params or HEADLINE.params,
                                                                              args.compute), args.isoflop_min)

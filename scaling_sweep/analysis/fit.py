@@ -531,7 +531,7 @@ def _sum_of_powers(n_terms, floor):
     X = (log x_1, ..) each (n,). Returns predict(theta, X) for _huber_objective."""
 
     def predict(theta, X):
-        z = np.empty((n_terms + floor, len(theta), len(X[0])))
+        z = np.empty((n_terms + floor, len(theta), np.shape(X[0])[-1]))  # X may be (n,) or per row (k, n)
         for i, logx in enumerate(X):
             z[i] = theta[:, i, None] - theta[:, n_terms + i, None] * logx
         if floor:
@@ -656,16 +656,20 @@ def fit_chinchilla(N, D, loss, n_boot=N_BOOT_HUBER, seed=0, starts=CHINCHILLA_GR
     theta = (log A, log B, log E, alpha, beta)."""
     (N, D, loss), groups = _columns("chinchilla", N, D, loss, groups=groups)
     _check_points(len(loss), 5, "chinchilla")
-    predict = _sum_of_powers(2, floor=True)
     theta = starts[:, [0, 1, 3, 4, 2]]  # grid order -> (a, b, alpha, beta, e)
     n_boot = _boot_count(n_boot, len(loss), groups, 5)
-    best, boot = huber_fit(predict, (np.log(N), np.log(D)), np.log(loss), theta, n_boot, seed, groups=groups)
+    best, boot = huber_fit(CHINCHILLA_PREDICT, (np.log(N), np.log(D)), np.log(loss), theta, n_boot, seed,
+                           groups=groups)
+    fitted = _make_fit("chinchilla", best, boot, chinchilla_params, len(loss), groups)
+    return _flag_vanished_floor(fitted, "E", loss)
 
-    def to_params(t):
-        return {"E": np.exp(t[:, 4]), "A": np.exp(t[:, 0]), "B": np.exp(t[:, 1]),
-                "alpha": t[:, 2], "beta": t[:, 3]}
 
-    return _flag_vanished_floor(_make_fit("chinchilla", best, boot, to_params, len(loss), groups), "E", loss)
+CHINCHILLA_PREDICT = _sum_of_powers(2, floor=True)  # theta = (log A, log B, alpha, beta, log E)
+
+
+def chinchilla_params(t):
+    """Chinchilla's constants from thetas (k, 5) of CHINCHILLA_PREDICT."""
+    return {"E": np.exp(t[:, 4]), "A": np.exp(t[:, 0]), "B": np.exp(t[:, 1]), "alpha": t[:, 2], "beta": t[:, 3]}
 
 
 def _fit_power_law_with_floor(x, loss, var, n_boot, seed, groups, law) -> Fit:
