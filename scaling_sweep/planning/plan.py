@@ -255,7 +255,10 @@ def _fitted_law(path, fitted: dict, name: str, params_convention: str) -> Law:
     if not isinstance(entry, dict):
         has = ", ".join(fitted) or "nothing"
         raise PlanError(f"{path}: no {key!r} law for --law {name} (it has: {has})")
-    wanted = list(inspect.signature(formula).parameters)[2:]  # the constants after (N, D)
+    constants = list(inspect.signature(formula).parameters.values())[2:]  # the constants after (N, D)
+    # a constant with a default (L_inf of Kaplan's forms: 0) is optional; it is used where the fit gives it
+    wanted = [p.name for p in constants if p.default is inspect.Parameter.empty or isinstance(entry.get(p.name),
+                                                                                              (int, float))]
     missing = [p for p in wanted if not isinstance(entry.get(p), (int, float))]
     if missing:
         raise PlanError(f"{path}: law {key!r} lacks the number(s) {', '.join(missing)}")

@@ -142,7 +142,7 @@ def test_ctrl_c_on_the_command_line_is_one_line_and_a_second_one_stops_at_once(t
     err = once.stderr.read().strip()
     stopped = read_summary(run_dir)
     assert (stopped.status, stopped.stop_reason) == ("stopped", "interrupted")
-    assert err == (f"train: tiny interrupted: stopped at step {stopped.step}, saved at that step; "
+    assert err == (f"train: {stopped.run_name} interrupted: stopped at step {stopped.step}, saved at that step; "
                    "rerun the same command to resume")
 
     twice = run_cli(cli_overrides(cfg, run_dir))
