@@ -595,6 +595,29 @@ def constants_table(result: Analysis) -> str:
     return "\n".join(lines)
 
 
+def hparams_command(grid_path, targets_path=None, as_json=False, out=None, n_boot=fit.N_BOOT) -> str:
+    """analyze --hparams: the analysis of a grid file, its predictions for a targets file, the outputs
+    written to `out` (fits.json, report.md, predictions.csv, figures/) when given; returns what to print."""
+    table, batch_unit = hparams.read_grid(grid_path)
+    targets = hparams.read_targets(targets_path) if targets_path else None
+    result = hparams.analyze_grid(table, str(grid_path), n_boot, batch_unit=batch_unit)
+    if targets is not None:
+        result.predictions = hparams.predict(result, targets["N"], targets["D"])
+    entry = hparams.fits_entry(result)
+    if out:
+        from scaling_sweep.analysis import hparams_figures  # matplotlib loads only here
+
+        out = Path(out)
+        (out / "figures").mkdir(parents=True, exist_ok=True)
+        (out / "fits.json").write_text(json.dumps(entry, indent=2, default=float))
+        drawn = hparams_figures.draw_all(result, out / "figures")
+        figures = "".join(f"\n![{stem}](figures/{stem}.png)\n" for stem in drawn)
+        (out / "report.md").write_text(hparams.markdown(result) + figures)
+        if result.predictions:
+            (out / "predictions.csv").write_text(hparams.predictions_csv(result.predictions))
+    return json.dumps(entry, indent=2, default=float) if as_json else hparams.text_table(result)
+
+
 @entry_point("analyze")
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scaling_sweep.analyze",
@@ -633,7 +656,7 @@ def main(argv=None) -> int:
     if args.hparams:
         if args.sweep_dir or args.points:
             parser.error("--hparams takes no sweep folder or --points")
-        print(hparams.run(args.hparams, args.predict, args.json, args.out))
+        print(hparams_command(args.hparams, args.predict, args.json, args.out))
         return 0
     if args.predict and not args.law:
         parser.error("--predict needs --hparams, or --law with --points")

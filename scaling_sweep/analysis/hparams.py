@@ -35,7 +35,6 @@ size predict its optimal LR (as a factor) and the loss at the predicted (LR, bat
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -573,25 +572,3 @@ def predictions_csv(rows: list[dict]) -> str:
 def fits_entry(result: HparamAnalysis) -> dict:
     """fits.json with the grid's laws under "hparams" (what optimal_hparams reads)."""
     return {"schema_version": laws.FITS_SCHEMA_VERSION, "hparams": result.to_json()}
-
-
-def run(grid_path, targets_path=None, as_json=False, out=None, n_boot=fit.N_BOOT) -> str:
-    """analyze --hparams: the analysis of a grid file, its predictions for a targets file, the outputs
-    written to `out` (fits.json, report.md, predictions.csv, figures/) when given; returns what to print."""
-    (table, batch_unit), targets = read_grid(grid_path), read_targets(targets_path) if targets_path else None
-    result = analyze_grid(table, str(grid_path), n_boot, batch_unit=batch_unit)
-    if targets is not None:
-        result.predictions = predict(result, targets["N"], targets["D"])
-    entry = fits_entry(result)
-    if out:
-        from scaling_sweep.analysis import hparams_figures  # matplotlib loads only here
-
-        out = Path(out)
-        (out / "figures").mkdir(parents=True, exist_ok=True)
-        (out / "fits.json").write_text(json.dumps(entry, indent=2, default=float))
-        drawn = hparams_figures.draw_all(result, out / "figures")
-        figures = "".join(f"\n![{stem}](figures/{stem}.png)\n" for stem in drawn)
-        (out / "report.md").write_text(markdown(result) + figures)
-        if result.predictions:
-            (out / "predictions.csv").write_text(predictions_csv(result.predictions))
-    return json.dumps(entry, indent=2, default=float) if as_json else text_table(result)
