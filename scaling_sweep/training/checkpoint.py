@@ -23,6 +23,7 @@ from scaling_sweep.core.config import ConfigError, RunConfig
 from scaling_sweep.core.errors import UserError
 from scaling_sweep.core.files import atomic_path
 from scaling_sweep.core.runfiles import CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE, read_metrics
+from scaling_sweep.training.optim import flat_optimizer_state
 
 # Keys that may change between a run and its resumption without changing what is trained.
 RESUMABLE_KEYS = {"train.progress", "device", "train.peak_flops", "train.peak_trial_s"}  # the last two: MFU only
@@ -99,7 +100,11 @@ def read_checkpoint(run_dir: Path, cfg: RunConfig, device: torch.device, set_asi
 def restore(payload: dict, step, sampler) -> dict:
     """Put a checkpoint's model, optimizer, RNG and sampler state back; returns its loop state."""
     step.model.load_state_dict(payload["model"])
-    step.optimizer.load_state_dict(payload["optimizer"])
+    try:
+        step.optimizer.load_state_dict(flat_optimizer_state(payload["optimizer"], step.optimizer))
+    except ValueError as err:
+        raise CheckpointError(f"the checkpoint cannot be resumed by this version ({err}); "
+                              "delete the run folder to train it anew") from None
     torch.set_rng_state(payload["rng"].cpu())
     sampler.load_state_dict(payload["sampler"])
     return payload["state"]

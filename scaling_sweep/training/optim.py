@@ -92,3 +92,29 @@ def decay_lr(step: int, peak_lr: float, cfg: OptimConfig, end_step: int) -> floa
     progress = min(1.0, (step - start + 1) / max(1, end_step - start))
     floor = peak_lr * cfg.min_lr_ratio
     return floor + (peak_lr - floor) * (1.0 - math.sqrt(progress))
+
+
+def flat_optimizer_state(saved: dict, optimizer: torch.optim.Optimizer) -> dict:
+    """An optimizer state_dict for `optimizer` (flat groups, flatten_groups) from `saved`: as it is when
+    its groups already match, else one from before the groups were flat (a checkpoint of an earlier
+    version: one state per tensor, in the same order), each moment concatenated into its group's flat
+    tensor, so such a run resumes. The current optimizer's own settings (fused or not) are kept."""
+    current = optimizer.state_dict()
+    if [len(g["params"]) for g in saved["param_groups"]] == [len(g["params"]) for g in current["param_groups"]]:
+        return saved
+    old_groups = [g for g in saved["param_groups"] if g["params"]]
+    if len(old_groups) != len(current["param_groups"]):
+        raise ValueError("the checkpoint's optimizer has other parameter groups than this run's")
+    state, groups = {}, []
+    for old, new, flat in zip(old_groups, current["param_groups"], (g["params"][0] for g in optimizer.param_groups)):
+        (flat_id,) = new["params"]
+        per_tensor = [saved["state"].get(i) for i in old["params"]]
+        if all(per_tensor):
+            state[flat_id] = {"step": per_tensor[0]["step"].clone()} | {
+                key: torch.cat([s[key].flatten() for s in per_tensor]) for key in ("exp_avg", "exp_avg_sq")}
+            if state[flat_id]["exp_avg"].numel() != flat.numel():
+                raise ValueError("the checkpoint's optimizer state is of other parameter shapes than this run's")
+        elif any(per_tensor):
+            raise ValueError("the checkpoint's optimizer holds state for only some parameters of a group")
+        groups.append({**old, "params": [flat_id], **{k: new[k] for k in ("fused", "foreach") if k in new}})
+    return {"state": state, "param_groups": groups}

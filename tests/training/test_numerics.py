@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from scaling_sweep.core.config import ModelConfig, OptimConfig
 from scaling_sweep.training.model import GPT, causal_attention
-from scaling_sweep.training.optim import build_optimizer, decay_groups
+from scaling_sweep.training.optim import build_optimizer, decay_groups, flat_optimizer_state
 from scaling_sweep.training.step import optimizer_step
 
 CPU = torch.device("cpu")
@@ -103,6 +103,39 @@ def test_adamw_over_flat_groups_takes_the_steps_of_adamw_over_each_tensor():
     flat = torch.cat([p.detach() for group in optimizer.param_groups for p in group["params"]])
     loaded = torch.cat([p.flatten() for p in flat_model.parameters()])
     assert torch.equal(torch.sort(flat).values, torch.sort(loaded).values)
+
+
+def test_a_checkpoint_of_per_tensor_adamw_resumes_into_the_flat_groups():
+    """A checkpoint from before the flat groups (one AdamW state per tensor) is loaded into them:
+    each group's moments are its tensors' concatenated, and the next steps are the per-tensor ones."""
+    batches = markov_batches(steps=4, batch=8, n_ctx=32, vocab=64)
+    shape, cfg = ModelConfig(n_layer=2, d_model=32, n_head=2, n_ctx=32), OptimConfig()
+    torch.manual_seed(0)
+    old = GPT(shape, 64)
+    no_decay = {id(p) for p in old.embedding_parameters()}
+    per_tensor = torch.optim.AdamW(decay_groups(old.parameters(), no_decay, cfg.weight_decay), lr=1e-2,
+                                   betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, fused=True)
+    for x, y in batches:
+        old(x, y)[1].backward()
+        per_tensor.step()
+        per_tensor.zero_grad(set_to_none=True)
+    resumed = GPT(shape, 64)
+    resumed.load_state_dict(old.state_dict())
+    optimizer = build_optimizer(resumed, cfg, 1e-2, CPU)
+    optimizer.load_state_dict(flat_optimizer_state(per_tensor.state_dict(), optimizer))
+    for group, old_group in zip(optimizer.param_groups, per_tensor.param_groups):
+        state = optimizer.state[group["params"][0]]
+        assert torch.equal(state["exp_avg"], torch.cat([per_tensor.state[p]["exp_avg"].flatten()
+                                                         for p in old_group["params"]]))
+        assert float(state["step"]) == len(batches)
+    x, y = batches[0]
+    optimizer_step(resumed, optimizer, x, y, device=CPU, dtype="fp32", micro_batch_size=None, grad_clip=0.0)
+    old(x, y)[1].backward()
+    per_tensor.step()
+    for a, b in zip(resumed.parameters(), old.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    current = optimizer.state_dict()
+    assert flat_optimizer_state(current, optimizer) is current
 
 
 def test_activation_switch_selects_the_gelu_variant():
