@@ -16,6 +16,7 @@ so that no run trains on unseen, holding its lock.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import itertools
 import os
@@ -68,6 +69,9 @@ class StopRequest:
         if self.runs == 0 and self.raise_when_idle:
             raise KeyboardInterrupt
 
+    def _again(self, signum, frame) -> None:
+        self.stop_at_once(SIGNAL_REASONS[signum])
+
     def stop_at_once(self, reason: str) -> None:
         if self.launch is not None and self.launch.is_launcher:
             self.launch.ask_stop(AT_ONCE)
@@ -84,17 +88,22 @@ class StopRequest:
         return True
 
     @contextmanager
-    def handling(self):
+    def handling(self, process_ends: bool = False):
         """Hold SIGINT and SIGTERM for the block; the outermost block puts the handlers before it back and
-        forgets the request (a new launch in this process starts afresh)."""
+        forgets the request (a new launch in this process starts afresh). process_ends: the process exits
+        after the block (a command's main), so once a signal has stopped it, another one, landing in the
+        interpreter's shutdown, stops at once as it would in the block, instead of raising there."""
         if not self.install():
             yield
             return
         try:
             yield
         finally:
+            stopped = process_ends and self.signals > 0
             for sig, handler in self._previous.items():
-                signal.signal(sig, handler)
+                signal.signal(sig, self._again if stopped else handler)
+            if stopped:  # the interpreter's shutdown puts Python-level handlers back to the default: to die
+                atexit.register(_ignore_signals)  # by SIGINT, exit code -2 instead of 130; SIG_IGN it keeps
             signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNAL_REASONS)  # blocked when it launched a sweep
             self.__init__()
 
@@ -150,6 +159,11 @@ class StopRequest:
 
 
 STOP = StopRequest()
+
+
+def _ignore_signals() -> None:
+    for sig in SIGNAL_REASONS:
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def _process_start(pid: int) -> str | None:

@@ -116,7 +116,7 @@ def main() -> None:
     SIGTERM request a stop of the runs training (training.launch); before any trains, they end it here."""
     register_resolvers()
     os.environ.pop(LAUNCH_ENV, None)  # a folder a parent sweep named is not this launch's
-    with launch.STOP.handling():
+    with launch.STOP.handling(process_ends=True):
         try:
             try:
                 _hydra_main()
