@@ -224,9 +224,9 @@ def _power_law_pair(result: Analysis, key: str, x, loss, var: str, points_note: 
 
 def _fit_size_and_data(result: Analysis, runs: list[Run], size_runs: list[Run]) -> None:
     """L(N) on the full-data runs at the common batch size (the best shape per N); L(D) on the
-    data-limited runs of the largest model; L(N, D) on every run. Both laws are of early-stopped
-    (converged) losses, so runs that were still improving at their end, and data-limited runs
-    that never early-stopped, are named in a warning."""
+    data-limited runs of the largest data-limited model and its full-data run; L(N, D) on every run.
+    Both laws are of early-stopped (converged) losses, so runs that were still improving at their end,
+    and data-limited runs that never early-stopped, are named in a warning."""
     final, sizes = result.data["final"], result.data["size_runs"]
     N, loss = points.lowest_per_value(sizes["N"], sizes["loss"])
     result.data["L_N"] = {"N": N, "loss": loss}
@@ -240,11 +240,14 @@ def _fit_size_and_data(result: Analysis, runs: list[Run], size_runs: list[Run]) 
           "lies below these points")
     limited = final["data_limited"]
     if limited.any():
-        largest = limited & (final["N"] == final["N"][limited].max())
-        D, loss_D = points.lowest_per_value(final["D"][largest], final["loss"][largest])
-        result.data["L_D"] = {"D": D, "loss": loss_D, "N": final["N"][limited].max()}
+        N_D = final["N"][limited].max()
+        largest, full = limited & (final["N"] == N_D), sizes["N"] == N_D
+        D, loss_D = points.lowest_per_value(np.concatenate([final["D"][largest], sizes["D"][full]]),
+                                            np.concatenate([final["loss"][largest], sizes["loss"][full]]))
+        result.data["L_D"] = {"D": D, "loss": loss_D, "N": N_D}
         _power_law_pair(result, "L_D", D, loss_D, "D", "early-stopped loss per dataset size D (unique "
-                        "training tokens) of the largest data-limited model")
+                        "training tokens) of the largest data-limited model, its full-data run (at the most "
+                        "common batch size) the largest D")
         progress(f"L(N, D): {limited.sum()} data-limited runs")
         result.attempt("L_ND", lambda: fit.fit_kaplan_nd(final["N"], final["D"], final["loss"]),
                        lambda: fit.held_out_check(fit.fit_kaplan_nd, [final["N"], final["D"]], final["loss"]),

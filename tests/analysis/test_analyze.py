@@ -43,7 +43,8 @@ def test_analysis_writes_fits_report_and_figures(analysed):
     excluded = {e["run"]: e["reason"] for e in fits["runs"]["excluded"]}
     assert excluded["diverged_L4_d128"].startswith("diverged")
     assert excluded["killed_L2_d32"].startswith("unfinished")
-    assert "L_D" in fits["skipped"]  # two dataset sizes per model: too few for L(D)
+    # L(D): the largest data-limited model's two dataset sizes and its full-data run: too few for the floor
+    assert fits["laws"]["L_D"]["fit_range"]["D"] == [1e5, 1e7] and "L_D_floor" in fits["skipped"]
     report = (out / "report.md").read_text()
     assert "| L_N | alpha_N |" in report and "excluded diverged_L4_d128" in report
     assert "headline convention **non_embedding/6N**" in report
