@@ -39,6 +39,8 @@ AT_ONCE = "at_once"  # a stop request: exit now, writing nothing
 WATCH_S = 0.25  # how often a job looks at its launch folder
 LOST_GRACE_S = 10.0  # a job whose launcher died exits after this, stopped cleanly or not
 RESUME = "rerun the same command to resume"
+QUIET_TRACKERS = ("ignore::UserWarning:joblib.externals.loky.backend.resource_tracker",
+                  "ignore::UserWarning:multiprocessing.resource_tracker")
 
 
 class StopRequest:
@@ -122,6 +124,9 @@ class StopRequest:
         are blocked in its threads and taken by a thread of their own: the workers it starts inherit the block,
         so that a signal landing while one starts waits for its handler (serve) instead of killing its job."""
         self.launch, self.raise_when_idle = launch, False
+        # A stop at once leaves the launcher's semaphores to the resource trackers, which warn of each "leak"
+        # (a screenful after the one line); their processes inherit this environment.
+        os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), *QUIET_TRACKERS]))
         resource_tracker.ensure_running()  # started later (by loky's workers), it would unblock them (CPython 3.11)
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNAL_REASONS)
         threading.Thread(target=self._take_signals, daemon=True, name="take-signals").start()

@@ -92,7 +92,7 @@ class SweepProgress(threading.Thread):
                 return
         if terminal:
             tqdm.set_lock(self.launch.terminal_lock())
-        bar = tqdm(total=len(self.plans), position=0, disable=not terminal, bar_format="{desc}")
+        bar = tqdm(total=len(self.plans), position=0, disable=not terminal, bar_format="{desc}", leave=False)
         shown = None
         while True:
             done = {str(Path(run).resolve()) for run, *_ in self.launch.notes("ended")}
@@ -103,8 +103,10 @@ class SweepProgress(threading.Thread):
                 print(text, file=sys.stderr, flush=True)
             shown = len(done)
             if self.ended.wait(1.0):
-                bar.close()
-                return
+                break
+        bar.close()
+        if terminal:  # the jobs' bars, drawn by other processes, may have left parts of lines below: cleared
+            print(f"\r\x1b[J{text}", file=sys.stderr, flush=True)
 
     def eta(self, done: set[str]) -> str:
         started = {str(Path(run).resolve()) for run, *_ in self.launch.notes("started")} - done
