@@ -249,10 +249,12 @@ def _fit_size_and_data(result: Analysis, runs: list[Run], size_runs: list[Run]) 
                         "training tokens) of the largest data-limited model, its full-data run (at the most "
                         "common batch size) the largest D")
         progress(f"L(N, D): {limited.sum()} data-limited runs")
-        result.attempt("L_ND", lambda: fit.fit_kaplan_nd(final["N"], final["D"], final["loss"]),
-                       lambda: fit.held_out_check(fit.fit_kaplan_nd, [final["N"], final["D"]], final["loss"]),
-                       "early-stopped loss of every finished run; D = its unique training tokens",
-                       data=([final["N"], final["D"]], final["loss"]), rolling=fit.fit_kaplan_nd)
+        for floor, suffix in ((False, ""), (True, "_floor")):
+            fitter = partial(fit.fit_kaplan_nd, floor=floor)
+            result.attempt("L_ND" + suffix, lambda: fitter(final["N"], final["D"], final["loss"]),
+                           lambda: fit.held_out_check(fitter, [final["N"], final["D"]], final["loss"]),
+                           "early-stopped loss of every finished run; D = its unique training tokens",
+                           data=([final["N"], final["D"]], final["loss"]), rolling=fitter)
         not_stopped = [r.name for r in runs
                        if r.summary.max_unique_tokens is not None and r.summary.stop_reason != "early_stop"]
         _warn(result, ("L_D", "L_D_floor", "L_ND"), not_stopped, "data-limited but never early-stopped "
@@ -337,10 +339,12 @@ def _fit_steps(result: Analysis, runs: list[Run], B_crit: Fit | None) -> None:
                              "(no B_crit fit to convert to S_min)")
     result.data["steps"] = pts
     progress(f"L(N, S): {len(pts['S'])} points from {len(runs)} runs")
-    result.attempt("L_NS", lambda: fit.fit_kaplan_ns(pts["N"], pts["S_min"], pts["loss"], groups=pts["run"]),
-                   lambda: fit.held_out_check(fit.fit_kaplan_ns, [pts["N"], pts["S_min"]], pts["loss"]),
-                   points=f"loss of each run at log-spaced steps; {pts['steps_note']}",
-                   data=([pts["N"], pts["S_min"]], pts["loss"]), rolling=fit.fit_kaplan_ns)
+    for floor, suffix in ((False, ""), (True, "_floor")):
+        fitter = partial(fit.fit_kaplan_ns, floor=floor)
+        result.attempt("L_NS" + suffix, lambda: fitter(pts["N"], pts["S_min"], pts["loss"], groups=pts["run"]),
+                       lambda: fit.held_out_check(fitter, [pts["N"], pts["S_min"]], pts["loss"]),
+                       points=f"loss of each run at log-spaced steps; {pts['steps_note']}",
+                       data=([pts["N"], pts["S_min"]], pts["loss"]), rolling=fitter)
 
 
 def _fit_isoflops(result: Analysis, profiles: list[dict], source: str) -> None:
