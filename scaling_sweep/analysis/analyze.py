@@ -165,6 +165,30 @@ def _fit_everything(result: Analysis, runs: list[Run]) -> None:
     profiles, source = points.isoflop_profiles(full_data)
     _fit_isoflops(result, profiles, source)
     _profile_caveats(result, profiles, source)
+    _select_law_form(result, profiles)
+
+
+SWEEP_LAW_FORM_STARTS = 24
+
+
+def _select_law_form(result: Analysis, profiles: list[dict]) -> None:
+    """The law forms of law_forms.py on approach 3's points (each run's points one group), scored by how
+    each extrapolates from the smaller sizes to the larger: the candidates' table of the report."""
+    if not profiles:
+        result.skipped["law_forms"] = f"no IsoFLOP profile points; needs {NEEDS['chinchilla']}"
+        return
+    table = {key: np.concatenate([p[column] for p in profiles])
+             for key, column in (("N", "N"), ("D", "D"), ("loss", "loss"), ("group", "run"))}
+    progress(f"law forms: {len(table['loss'])} points; fitting on the smaller sizes, scoring on the larger ones")
+    try:
+        # a sweep's report is not the place for every form's intervals: the scores' bootstrap is kept, each
+        # check fitted from a thinned grid of starts (--points --law gives the full fits)
+        selection = law_forms.select(table, refit_boot=0, extrapolation_starts=SWEEP_LAW_FORM_STARTS)
+    except FitError as err:
+        result.skipped["law_forms"] = str(err)
+        return
+    selection.pop("fits")
+    result.data["law_selection"] = selection
 
 
 def _convention_fits(headline: Analysis, convention: Convention) -> Analysis:

@@ -340,7 +340,9 @@ def _scores(errors: np.ndarray, weights: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         per_check = (np.einsum("bn,cbn->bc", weights, np.where(seen, errors, 0.0))
                      / np.einsum("bn,cbn->bc", weights, seen))
-    return np.nanmean(per_check, axis=1)
+    checked = np.isfinite(per_check)  # a resample may draw none of a check's predicted groups: NaN, not a warning
+    total = np.where(checked, per_check, 0.0).sum(axis=1)
+    return np.where(checked.any(axis=1), total / np.maximum(checked.sum(axis=1), 1), np.nan)
 
 
 def extrapolation_scores(table: dict, forms=None, n_boot: int = 100, seed: int = 0,

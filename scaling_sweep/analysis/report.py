@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scaling_sweep.analysis import points
+from scaling_sweep.analysis import law_forms, points
 from scaling_sweep.core import laws
 
 # The conventions the published constants were fitted in (DESIGN.md, "Conventions")
@@ -425,6 +425,10 @@ def markdown(result, figures: list[str], missing: list[str]) -> str:
     lines += _section("Held-out check", "Fit on all but the largest models (or budgets, or compute), predict "
                       "the held-out ones (relative error of what the law predicts: the loss, or the N_opt, D_opt, "
                       "N, S_min or B of an allocation law).", held_out_rows(result))
+    if "law_selection" in result.data:
+        lines += ["## Law forms by extrapolation", "", "Each form fitted to approach 3's points of the smaller "
+                  "sizes, scored on the larger ones (analysis/law_forms.py; N and D as in the headline "
+                  "convention).", "", "```", law_forms.candidates_table(result.data["law_selection"]), "```", ""]
     if result.skipped:
         lines += ["## Not fitted", ""] + [f"- {k}: {why}" for k, why in result.skipped.items()] + [""]
     lines += ["## Figures", ""] + [f"![{stem}](figures/{stem}.png)\n" for stem in figures if stem != "dashboard"]

@@ -48,6 +48,9 @@ def test_analysis_writes_fits_report_and_figures(analysed):
     report = (out / "report.md").read_text()
     assert "| L_N | alpha_N |" in report and "excluded diverged_L4_d128" in report
     assert "headline convention **non_embedding/6N**" in report
+    # law forms on approach 3's points, scored by extrapolation: every candidate's error in the report
+    assert fits["recommended"]["law"] in fits["candidates"] and "## Law forms by extrapolation" in report
+    assert all(f" {name} " in report for name in fits["candidates"])
     for stem in ("fig1_loss_vs_compute_data_size", "fig2_learning_curves", "fig4_loss_vs_n_d_and_n_s",
                  "fig5_shape", "fig6_embedding_parameters", "fig9_overfitting", "fig10_critical_batch",
                  "fig14_optimal_size", "isoflop_profiles", "residuals"):
