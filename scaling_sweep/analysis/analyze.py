@@ -156,7 +156,8 @@ def analyze_sweep(sweep_dir, allow_mixed: bool = False, convention: Convention =
 def _fit_everything(result: Analysis, runs: list[Run]) -> None:
     full_data = [r for r in runs if r.summary.max_unique_tokens is None]
     size_runs = points.at_modal_batch(full_data)
-    result.data["final"] = points.final_points(runs)
+    # L(N, D) and L(D) compare runs of one training setup: the batch sweep's other batches are B_crit's
+    result.data["final"] = points.final_points(points.at_modal_batch(runs))
     result.data["size_runs"] = points.final_points(size_runs)
     _fit_size_and_data(result, runs, size_runs)
     B_crit = _fit_batch(result, full_data)
@@ -248,7 +249,8 @@ def _power_law_pair(result: Analysis, key: str, x, loss, var: str, points_note: 
 
 def _fit_size_and_data(result: Analysis, runs: list[Run], size_runs: list[Run]) -> None:
     """L(N) on the full-data runs at the common batch size (the best shape per N); L(D) on the
-    data-limited runs of the largest data-limited model and its full-data run; L(N, D) on every run.
+    data-limited runs of the largest data-limited model and its full-data run; L(N, D) on every run at
+    the modal batch.
     Both laws are of early-stopped (converged) losses, so runs that were still improving at their end,
     and data-limited runs that never early-stopped, are named in a warning."""
     final, sizes = result.data["final"], result.data["size_runs"]
@@ -277,7 +279,8 @@ def _fit_size_and_data(result: Analysis, runs: list[Run], size_runs: list[Run]) 
             fitter = partial(fit.fit_kaplan_nd, floor=floor)
             result.attempt("L_ND" + suffix, lambda: fitter(final["N"], final["D"], final["loss"]),
                            lambda: fit.held_out_check(fitter, [final["N"], final["D"]], final["loss"]),
-                           "early-stopped loss of every finished run; D = its unique training tokens",
+                           "early-stopped loss of every finished run at the most common batch size; D = its unique "
+                           "training tokens",
                            data=([final["N"], final["D"]], final["loss"]), rolling=fitter)
         not_stopped = [r.name for r in runs
                        if r.summary.max_unique_tokens is not None and r.summary.stop_reason != "early_stop"]

@@ -240,7 +240,7 @@ def fig1_loss_vs_compute_data_size(result, out_dir):
     _panel_compute(ax_c, result, law)
     _panel_data_size(ax_d, result)
     N, loss = result.data["L_N"]["N"], result.data["L_N"]["loss"]
-    ax_n.plot(N, loss, "o", color="C0", label="lowest early-stopped loss per N")
+    ax_n.plot(N, loss, "o", color="C0", label="best validation loss per N")
     _draw_power_fits(ax_n, result, "L_N", N, "N")
     _draw_published_power(ax_n, result, "L_N", N)
     _loglog(ax_n, _n_label(result))
@@ -277,7 +277,7 @@ def _panel_data_size(ax, result):
                  "train.max_unique_tokens)")
         return
     D, loss = result.data["L_D"]["D"], result.data["L_D"]["loss"]
-    ax.plot(D, loss, "o", color="C0", label=f"N={result.data['L_D']['N']:.3g}, early-stopped")
+    ax.plot(D, loss, "o", color="C0", label=f"N={result.data['L_D']['N']:.3g}, best validation loss")
     _draw_power_fits(ax, result, "L_D", D, "D")
     _draw_published_power(ax, result, "L_D", D)
     _loglog(ax, "D, dataset size (tokens)")
@@ -337,7 +337,7 @@ def _panel_nd(fig, ax, result):
     final = result.data["final"]
     _panel_by_size(fig, ax, result, result.fits["L_ND"], final["N"], final["D"], final["loss"],
                    lambda n, g: (np.full_like(g, n), g), "D, dataset size (tokens)")
-    ax.set_title("L(N, D), eq. 1.5: early-stopped loss", fontsize=9)
+    ax.set_title("L(N, D), eq. 1.5: best validation loss", fontsize=9)
 
 
 def _panel_ns(fig, ax, result):
@@ -432,7 +432,7 @@ def _panel_loss_per_data_size(fig, ax, result, f):
     ax.plot(full["N"], full["loss"], "s", ms=3.5, color="k", label="full-data runs")
     ax.plot(grid, f.predict(grid, np.full_like(grid, np.inf)), "k--", lw=1, label="eq. 1.5 at D → ∞, i.e. L(N)")
     _loglog(ax, _n_label(result))
-    ax.set_title("early-stopped loss per dataset size D, eq. 1.5", fontsize=9)
+    ax.set_title("best validation loss per dataset size D, eq. 1.5", fontsize=9)
     _colorbar(fig, ax, norm, "D, dataset size (tokens)")
     _legend(ax)
 
@@ -647,7 +647,7 @@ def _dash_loss_vs_n(fig, ax, result):
         raise MissingData("no IsoFLOP profiles in this sweep and no L(N) fit: "
                           + result.skipped.get("L_N", "needs finished runs at 3+ model sizes"))
     N, loss = result.data["L_N"]["N"], result.data["L_N"]["loss"]
-    ax.plot(N, loss, "o", color="C0", label="lowest early-stopped loss per N")
+    ax.plot(N, loss, "o", color="C0", label="best validation loss per N")
     _draw_power_fits(ax, result, "L_N", N, "N")
     _loglog(ax, _n_label(result), _loss_label(result))
     ax.set_title(f"(a) L(N) = (N_c/N)^α_N, eq. 1.1: {_constants(result.fits['L_N'], ['alpha_N', 'N_c'])}",

@@ -1,0 +1,120 @@
+"""kaplan_cpu's independent check: Kaplan's L(N) and L(D) from its small runs predict its large ones.
+
+Reads a finished `+sweep=kaplan_cpu` (the folder in $SCALING_SWEEP_KAPLAN_CPU, e.g. runs/kaplan_cpu; else
+the committed summaries of a real sweep in tests/fixtures/kaplan_cpu) and, without the project's analysis
+code, fits Kaplan et al. 2020's power laws with Henighan et al. 2020's additive floor, L = L_inf + (x_c/x)^alpha,
+by least squares on log loss, to every point but the largest, then predicts those:
+- L(N) (eq. 1.1 with a floor) over the size ladder: the full-corpus runs at batch 64, each trained the same
+  10,000 steps, their best validation loss; the two largest sizes held out;
+- L(D) (eq. 1.2 with a floor) over the data sizes of the largest data-limited model: its early-stopped runs
+  on prefixes of the training split and its full-corpus run, D the unique training tokens; the largest D
+  held out (four sizes: the floor form's three constants leave none to spare on fewer).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.optimize import least_squares
+
+FIXTURE = Path(__file__).parent / "fixtures" / "kaplan_cpu"
+LADDER_BATCH = 64  # sequences a step: the size ladder's and the data grid's
+MAX_ERROR = 0.01  # each held-out run's |predicted / measured - 1|
+
+
+def summaries(sweep: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(sweep.glob("*/summary.json"))]
+
+
+def size_ladder(runs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """(N non-embedding, best validation loss) of the full-corpus runs at the ladder's batch, by N."""
+    rows = sorted((r["N"], r["best_val_loss"]) for r in runs
+                  if r["max_unique_tokens"] is None and r["batch_size"] == LADDER_BATCH and r["status"] == "completed")
+    return tuple(np.array(column, dtype=float) for column in zip(*rows))
+
+
+def data_sizes(runs: list[dict]) -> tuple[np.ndarray, np.ndarray, float]:
+    """(D unique training tokens, best validation loss) of the largest data-limited model's runs, its
+    full-corpus run among them, by D; and that model's N."""
+    limited = [r for r in runs if r["max_unique_tokens"] is not None]
+    N = max(r["N"] for r in limited)
+    rows = sorted((r["unique_tokens"], r["best_val_loss"]) for r in runs
+                  if r["N"] == N and r["batch_size"] == LADDER_BATCH and r["status"] in ("completed", "stopped"))
+    D, loss = (np.array(column, dtype=float) for column in zip(*rows))
+    return D, loss, N
+
+
+def fit_floor_power_law(x, loss):
+    """(L_inf, x_c, alpha) of L = L_inf + (x_c/x)^alpha, least squares on log L from a grid of starts."""
+    log_x, log_L = np.log(x), np.log(loss)
+
+    def residuals(theta):
+        log_inf, log_xc, alpha = theta
+        return np.logaddexp(log_inf, alpha * (log_xc - log_x)) - log_L
+
+    starts = [(np.log(f * loss.min()), log_xc, alpha) for f in (0.5, 0.9) for log_xc in (np.log(x.min()), 10.0, 25.0)
+              for alpha in (0.1, 0.5)]
+    best = min((least_squares(residuals, s, method="lm") for s in starts), key=lambda r: r.cost)
+    log_inf, log_xc, alpha = best.x
+    return {"L_inf": np.exp(log_inf), "x_c": np.exp(log_xc), "alpha": alpha}
+
+
+def predict(law: dict, x) -> np.ndarray:
+    return law["L_inf"] + (law["x_c"] / np.asarray(x, float)) ** law["alpha"]
+
+
+def held_out_errors(x, loss, n_held_out: int) -> tuple[dict, np.ndarray]:
+    law = fit_floor_power_law(x[:-n_held_out], loss[:-n_held_out])
+    return law, np.abs(predict(law, x[-n_held_out:]) / loss[-n_held_out:] - 1)
+
+
+def kaplan_cpu_dir() -> Path:
+    return Path(os.environ.get("SCALING_SWEEP_KAPLAN_CPU", FIXTURE))
+
+
+def test_the_fit_recovers_a_known_floor_law_from_noisy_points():
+    rng = np.random.default_rng(0)
+    x = np.geomspace(6e3, 6e5, 8)
+    loss = (1.2 + (3e3 / x) ** 0.4) * np.exp(rng.normal(0, 0.002, len(x)))
+    law, errors = held_out_errors(x, loss, 2)
+    assert errors.max() < 0.01
+    assert law["L_inf"] == pytest.approx(1.2, abs=0.1) and law["alpha"] == pytest.approx(0.4, abs=0.15)
+
+
+def test_a_law_that_bends_away_is_not_predicted():
+    """The check can fail: points whose largest sizes turn up (as a run short of its convergence does)."""
+    x = np.geomspace(6e3, 6e5, 8)
+    loss = 1.2 + (3e3 / x) ** 0.4
+    loss[-2:] *= 1.05
+    assert held_out_errors(x, loss, 2)[1].max() > 0.02
+
+
+# Measured on the committed sweep (2026-12-03): both miss, and the report's own tests say so too.
+@pytest.mark.xfail(strict=True, reason="the committed sweep misses: held out 1.5% and 2.1% at 397k and 595k "
+                   "(fitted on the five smallest instead, it gives 397k and 595k within 0.22% and misses 224k by "
+                   "1.3%); runs of 10,000 steps, not converged (docs/kaplan_cpu.md, measured)")
+def test_l_of_n_with_its_floor_predicts_the_two_largest_sizes():
+    sweep = kaplan_cpu_dir()
+    if not sweep.is_dir():
+        pytest.skip(f"no kaplan_cpu sweep at {sweep}")
+    N, loss = size_ladder(summaries(sweep))
+    assert len(N) >= 6, f"the size ladder has {len(N)} finished sizes"
+    law, errors = held_out_errors(N, loss, 2)
+    assert errors.max() < MAX_ERROR, (law, errors)
+
+
+@pytest.mark.xfail(strict=True, reason="the committed sweep misses (1.2%): its 8.39M-byte prefix is no better "
+                   "than its 4.19M one (1.3286 against 1.3273 nats/byte), since the validation split is one of "
+                   "the corpus' three texts and the prefixes hold 19%, 19% and 23% of it (docs/kaplan_cpu.md)")
+def test_l_of_d_with_its_floor_predicts_the_largest_data_size():
+    sweep = kaplan_cpu_dir()
+    if not sweep.is_dir():
+        pytest.skip(f"no kaplan_cpu sweep at {sweep}")
+    D, loss, _ = data_sizes(summaries(sweep))
+    assert len(D) >= 4, f"the largest data-limited model has {len(D)} data sizes"
+    law, errors = held_out_errors(D, loss, 1)
+    assert errors.max() < MAX_ERROR, (law, errors)
