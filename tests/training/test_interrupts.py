@@ -84,8 +84,11 @@ def test_signals_at_random_moments_end_as_an_uninterrupted_run(tiny_config, tmp_
         assert read_summary(run_dir).resumable and not read_summary(run_dir).finished
         saved = torch.load(run_dir / CHECKPOINT_FILE, weights_only=True)["state"]["step"] if stopped.step else 0
         assert saved == stopped.step, "its state is saved at the step it stopped at"
-        if name == "decay_lr":  # the branch left unrecorded, the run put back where it began
-            assert stopped.step == branch[0] and branch[1] not in [c["step"] for c in stopped.cooldowns], seed
+        if name == "decay_lr":  # the run put back where the branch began; the branch left unrecorded, or, where
+            # the signal came in its last step's call, finished first and recorded as the uninterrupted run has it
+            assert stopped.step == branch[0], seed
+            recorded = [c for c in stopped.cooldowns if c["step"] == branch[1]]
+            assert recorded in ([], [c for c in reference.cooldowns if c["step"] == branch[1]]), seed
         step, done = stopped.step, stopped.cooldowns
 
     final = train(cfg, run_dir)
