@@ -72,8 +72,12 @@ def held_out_errors(x, loss, n_held_out: int) -> tuple[dict, np.ndarray]:
     return law, np.abs(predict(law, x[-n_held_out:]) / loss[-n_held_out:] - 1)
 
 
-def kaplan_cpu_dir() -> Path:
-    return Path(os.environ.get("SCALING_SWEEP_KAPLAN_CPU", FIXTURE))
+@pytest.fixture
+def kaplan_cpu_runs() -> list[dict]:
+    sweep = Path(os.environ.get("SCALING_SWEEP_KAPLAN_CPU", FIXTURE))
+    if not sweep.is_dir():
+        pytest.skip(f"no kaplan_cpu sweep at {sweep}")
+    return summaries(sweep)
 
 
 def test_the_fit_recovers_a_known_floor_law_from_noisy_points():
@@ -97,11 +101,8 @@ def test_a_law_that_bends_away_is_not_predicted():
 @pytest.mark.xfail(strict=True, reason="the committed sweep misses: held out 1.5% and 2.1% at 397k and 595k "
                    "(fitted on the five smallest instead, it gives 397k and 595k within 0.22% and misses 224k by "
                    "1.3%); runs of 10,000 steps, not converged (docs/kaplan_cpu.md, measured)")
-def test_l_of_n_with_its_floor_predicts_the_two_largest_sizes():
-    sweep = kaplan_cpu_dir()
-    if not sweep.is_dir():
-        pytest.skip(f"no kaplan_cpu sweep at {sweep}")
-    N, loss = size_ladder(summaries(sweep))
+def test_l_of_n_with_its_floor_predicts_the_two_largest_sizes(kaplan_cpu_runs):
+    N, loss = size_ladder(kaplan_cpu_runs)
     assert len(N) >= 6, f"the size ladder has {len(N)} finished sizes"
     law, errors = held_out_errors(N, loss, 2)
     assert errors.max() < MAX_ERROR, (law, errors)
@@ -110,11 +111,8 @@ def test_l_of_n_with_its_floor_predicts_the_two_largest_sizes():
 @pytest.mark.xfail(strict=True, reason="the committed sweep misses (1.2%): its 8.39M-byte prefix is no better "
                    "than its 4.19M one (1.3286 against 1.3273 nats/byte), since the validation split is one of "
                    "the corpus' three texts and the prefixes hold 19%, 19% and 23% of it (docs/kaplan_cpu.md)")
-def test_l_of_d_with_its_floor_predicts_the_largest_data_size():
-    sweep = kaplan_cpu_dir()
-    if not sweep.is_dir():
-        pytest.skip(f"no kaplan_cpu sweep at {sweep}")
-    D, loss, _ = data_sizes(summaries(sweep))
+def test_l_of_d_with_its_floor_predicts_the_largest_data_size(kaplan_cpu_runs):
+    D, loss, _ = data_sizes(kaplan_cpu_runs)
     assert len(D) >= 4, f"the largest data-limited model has {len(D)} data sizes"
     law, errors = held_out_errors(D, loss, 1)
     assert errors.max() < MAX_ERROR, (law, errors)
