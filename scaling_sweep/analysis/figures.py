@@ -487,6 +487,30 @@ def fig10_critical_batch(result, out_dir):
     return _save(fig, out_dir, "fig10_critical_batch")
 
 
+def fig11_min_steps_and_examples(result, out_dir):
+    """Fig. 11: the fewest steps S_min and the fewest tokens E_min (examples, here in tokens) that reach each
+    target loss, read off eq. 5.1's hyperbola of the batch sweep's runs at that target (fig. 10's left panel),
+    with their 95% intervals where the runs give one."""
+    f = _fit_or_skip(result, "B_crit", "needs a batch-size sweep: one model at 2 or more batch sizes "
+                     "(train.batch_size)")
+    fig, axes = _figure(2, result, "fig. 11 - minimum steps and tokens to reach each target loss, eq. 5.1")
+    pts = result.data["batch"]
+    targets = f.extra["targets"]
+    size = np.array([pts["N"][np.isclose(pts["target"], r["loss"])][0] for r in targets])  # each target is one N's
+    sizes = np.unique(size)
+    for ax, key, label in ((axes[0], "S_min", "S_min, optimizer steps"), (axes[1], "E_min", "E_min, tokens")):
+        for i, N in enumerate(sizes):
+            rows = sorted((r for r, n in zip(targets, size) if n == N), key=lambda r: r["loss"])
+            value = np.array([r[key] for r in rows])
+            err = np.array([[r[key] - r["ci"][key][0], r["ci"][key][1] - r[key]] if key in r.get("ci", {})
+                            else [0, 0] for r in rows]).T
+            ax.errorbar([r["loss"] for r in rows], value, yerr=np.clip(err, 0, None), fmt="o-", ms=4,
+                        color=colormaps["viridis"](i / max(1, len(sizes) - 1)), label=f"N={N:.3g}")
+        _loglog(ax, LOSS_LABEL, label)
+        _legend(ax)
+    return _save(fig, out_dir, "fig11_min_steps_and_examples")
+
+
 FRONTIER_PANELS = (("N_opt_frontier", "N"), ("S_min_frontier", "S"), ("B_frontier", "B"))
 
 
@@ -755,8 +779,8 @@ DASHBOARD_PANELS = (("(a) loss against N", _dash_loss_vs_n), ("(b) loss against 
 
 
 FIGURES = (dashboard, fig1_loss_vs_compute_data_size, fig2_learning_curves, fig4_loss_vs_n_d_and_n_s, fig5_shape,
-           fig6_embedding_parameters, fig9_overfitting, fig10_critical_batch, fig14_optimal_size,
-           isoflop_profiles, chinchilla_approach2, residuals)
+           fig6_embedding_parameters, fig9_overfitting, fig10_critical_batch, fig11_min_steps_and_examples,
+           fig14_optimal_size, isoflop_profiles, chinchilla_approach2, residuals)
 POINTS_FIGURES = (dashboard, isoflop_profiles, chinchilla_approach2, residuals)  # figures that external points support
 
 
