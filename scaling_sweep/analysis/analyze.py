@@ -178,8 +178,8 @@ def _select_law_form(result: Analysis, profiles: list[dict]) -> None:
     if not profiles:
         result.skipped["law_forms"] = f"no IsoFLOP profile points; needs {NEEDS['chinchilla']}"
         return
-    table = {key: np.concatenate([p[column] for p in profiles])
-             for key, column in (("N", "N"), ("D", "D"), ("loss", "loss"), ("group", "run"))}
+    table = _profile_points(profiles)
+    table["group"] = table.pop("run")
     progress(f"law forms: {len(table['loss'])} points; fitting on the smaller sizes, scoring on the larger ones")
     try:
         # a sweep's report is not the place for every form's intervals: the scores' bootstrap is kept, each
@@ -238,27 +238,29 @@ def _profile_caveats(result: Analysis, profiles: list[dict], source: str) -> Non
 
 
 
-def _power_law_pair(result: Analysis, key: str, x, loss, var: str, points_note: str) -> None:
-    """Kaplan's pure power law and the same with an irreducible term, each held out on
-    the largest x."""
+def _with_and_without_floor(result: Analysis, key: str, fitter, inputs: list, loss, points_note: str,
+                            **fit_kwargs) -> None:
+    """Kaplan's form (fitter) and the same with an irreducible L_inf (its floor=True, Henighan et al. 2020),
+    `key` and `key`_floor, each held out on the largest inputs; fit_kwargs go to the fits to all points."""
     for floor, suffix in ((False, ""), (True, "_floor")):
-        fitter = partial(fit.fit_power_law, var=var, floor=floor)
-        result.attempt(key + suffix, lambda: fitter(x, loss),
-                       lambda: fit.held_out_check(fitter, [x], loss), points_note, data=([x], loss), rolling=fitter)
+        form = partial(fitter, floor=floor)
+        result.attempt(key + suffix, lambda: form(*inputs, loss, **fit_kwargs),
+                       lambda: fit.held_out_check(form, inputs, loss), points_note, data=(inputs, loss),
+                       rolling=form)
 
 
 def _fit_size_and_data(result: Analysis, runs: list[Run], size_runs: list[Run]) -> None:
     """L(N) on the full-data runs at the common batch size (the best shape per N); L(D) on the
     data-limited runs of the largest data-limited model and its full-data run; L(N, D) on every run at
-    the modal batch.
-    Both laws are of early-stopped (converged) losses, so runs that were still improving at their end,
-    and data-limited runs that never early-stopped, are named in a warning."""
+    the modal batch. Both laws are of early-stopped (converged) losses, so runs that were still improving
+    at their end, and data-limited runs that never early-stopped, are named in a warning."""
     final, sizes = result.data["final"], result.data["size_runs"]
     N, loss = points.lowest_per_value(sizes["N"], sizes["loss"])
     result.data["L_N"] = {"N": N, "loss": loss}
     progress(f"L(N): {len(N)} model sizes")
-    _power_law_pair(result, "L_N", N, loss, "N", "lowest early-stopped (best validation) loss per N of "
-                    "the full-data runs at the most common batch size")
+    _with_and_without_floor(result, "L_N", partial(fit.fit_power_law, var="N"), [N], loss,
+                            "lowest early-stopped (best validation) loss per N of the full-data runs at the most "
+                            "common batch size")
     improving = [r.name for r in size_runs if points.still_improving(r)]
     _warn(result, ("L_N", "L_N_floor"), improving, "still improving at their end (validation loss fell by more "
           f"than {points.IMPROVING:.0%} over the last {points.TAIL:.0%} of training; a wsd run: its end more than "
@@ -271,17 +273,13 @@ def _fit_size_and_data(result: Analysis, runs: list[Run], size_runs: list[Run]) 
         D, loss_D = points.lowest_per_value(np.concatenate([final["D"][largest], sizes["D"][full]]),
                                             np.concatenate([final["loss"][largest], sizes["loss"][full]]))
         result.data["L_D"] = {"D": D, "loss": loss_D, "N": N_D}
-        _power_law_pair(result, "L_D", D, loss_D, "D", "early-stopped loss per dataset size D (unique "
-                        "training tokens) of the largest data-limited model, its full-data run (at the most "
-                        "common batch size) the largest D")
+        _with_and_without_floor(result, "L_D", partial(fit.fit_power_law, var="D"), [D], loss_D,
+                                "early-stopped loss per dataset size D (unique training tokens) of the largest "
+                                "data-limited model, its full-data run (at the most common batch size) the largest D")
         progress(f"L(N, D): {limited.sum()} data-limited runs")
-        for floor, suffix in ((False, ""), (True, "_floor")):
-            fitter = partial(fit.fit_kaplan_nd, floor=floor)
-            result.attempt("L_ND" + suffix, lambda: fitter(final["N"], final["D"], final["loss"]),
-                           lambda: fit.held_out_check(fitter, [final["N"], final["D"]], final["loss"]),
-                           "early-stopped loss of every finished run at the most common batch size; D = its unique "
-                           "training tokens",
-                           data=([final["N"], final["D"]], final["loss"]), rolling=fitter)
+        _with_and_without_floor(result, "L_ND", fit.fit_kaplan_nd, [final["N"], final["D"]], final["loss"],
+                                "early-stopped loss of every finished run at the most common batch size; D = its "
+                                "unique training tokens")
         not_stopped = [r.name for r in runs
                        if r.summary.max_unique_tokens is not None and r.summary.stop_reason != "early_stop"]
         _warn(result, ("L_D", "L_D_floor", "L_ND"), not_stopped, "data-limited but never early-stopped "
@@ -366,12 +364,8 @@ def _fit_steps(result: Analysis, runs: list[Run], B_crit: Fit | None) -> None:
                              "(no B_crit fit to convert to S_min)")
     result.data["steps"] = pts
     progress(f"L(N, S): {len(pts['S'])} points from {len(runs)} runs")
-    for floor, suffix in ((False, ""), (True, "_floor")):
-        fitter = partial(fit.fit_kaplan_ns, floor=floor)
-        result.attempt("L_NS" + suffix, lambda: fitter(pts["N"], pts["S_min"], pts["loss"], groups=pts["run"]),
-                       lambda: fit.held_out_check(fitter, [pts["N"], pts["S_min"]], pts["loss"]),
-                       points=f"loss of each run at log-spaced steps; {pts['steps_note']}",
-                       data=([pts["N"], pts["S_min"]], pts["loss"]), rolling=fitter)
+    _with_and_without_floor(result, "L_NS", fit.fit_kaplan_ns, [pts["N"], pts["S_min"]], pts["loss"],
+                            f"loss of each run at log-spaced steps; {pts['steps_note']}", groups=pts["run"])
 
 
 def _fit_isoflops(result: Analysis, profiles: list[dict], source: str) -> None:
@@ -380,11 +374,16 @@ def _fit_isoflops(result: Analysis, profiles: list[dict], source: str) -> None:
     _fit_approach_3(result, profiles, source)
 
 
+def _profile_points(profiles: list[dict]) -> dict[str, np.ndarray]:
+    """Every point of the IsoFLOP profiles, approach 3's: N, D, loss and the run each comes from."""
+    return {k: np.concatenate([p[k] for p in profiles]) if profiles else np.array([])
+            for k in ("N", "D", "loss", "run")}
+
+
 def _fit_approach_3(result: Analysis, profiles: list[dict], source: str, starts=fit.CHINCHILLA_GRID,
                     held_out: bool = True) -> None:
     """E + A/N^alpha + B/D^beta on every profile point, resampled by the run each point comes from."""
-    columns = ("N", "D", "loss", "run")
-    N, D, loss, run = (np.concatenate([p[k] for p in profiles]) if profiles else np.array([]) for k in columns)
+    N, D, loss, run = _profile_points(profiles).values()
     progress(f"Chinchilla approach 3: {len(starts)} L-BFGS starts on {len(loss)} points")
     result.attempt("chinchilla", lambda: fit.fit_chinchilla(N, D, loss, starts=starts, groups=run),
                    (lambda: fit.held_out_check(HELD_OUT_CHINCHILLA, [N, D], loss)) if held_out else None,

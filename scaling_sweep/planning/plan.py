@@ -256,19 +256,18 @@ def _fitted_law(path, fitted: dict, name: str, params_convention: str) -> Law:
         has = ", ".join(fitted) or "nothing"
         raise PlanError(f"{path}: no {key!r} law for --law {name} (it has: {has})")
     constants = list(inspect.signature(formula).parameters.values())[2:]  # the constants after (N, D)
+    given = [p.name for p in constants if isinstance(entry.get(p.name), (int, float))]
     # a constant with a default (L_inf of Kaplan's forms: 0) is optional; it is used where the fit gives it
-    wanted = [p.name for p in constants if p.default is inspect.Parameter.empty or isinstance(entry.get(p.name),
-                                                                                              (int, float))]
-    missing = [p for p in wanted if not isinstance(entry.get(p), (int, float))]
+    missing = [p.name for p in constants if p.default is inspect.Parameter.empty and p.name not in given]
     if missing:
         raise PlanError(f"{path}: law {key!r} lacks the number(s) {', '.join(missing)}")
-    params = {p: float(entry[p]) for p in wanted}
+    params = {p: float(entry[p]) for p in given}
     # analyze's warning (e.g. a floor fitted to zero) travels with the law into every plan's source line
     warning = f"; fit warning: {entry['warning']}" if entry.get("warning") else ""
     answers, how = FITTED_ANSWERS[name]
     return Law(f"fit:{name}", f"{path} [{key}]{warning}", formula, params, allocation, params, params_convention,
                limit=_fit_limit(path, key, entry.get("fit_range")),
-               samples=_samples(path, key, entry.get("samples"), wanted), answers=answers, answers_how=how)
+               samples=_samples(path, key, entry.get("samples"), given), answers=answers, answers_how=how)
 
 
 def _samples(path, key: str, value, constants: list[str]) -> dict[str, np.ndarray]:

@@ -52,8 +52,8 @@ def test_analysis_writes_fits_report_and_figures(analysed):
     assert fits["recommended"]["law"] in fits["candidates"] and "## Law forms by extrapolation" in report
     assert all(f" {name} " in report for name in fits["candidates"])
     for stem in ("fig1_loss_vs_compute_data_size", "fig2_learning_curves", "fig4_loss_vs_n_d_and_n_s",
-                 "fig5_shape", "fig6_embedding_parameters", "fig9_overfitting", "fig10_critical_batch", "fig11_min_steps_and_examples",
-                 "fig14_optimal_size", "isoflop_profiles", "residuals"):
+                 "fig5_shape", "fig6_embedding_parameters", "fig9_overfitting", "fig10_critical_batch",
+                 "fig11_min_steps_and_examples", "fig14_optimal_size", "isoflop_profiles", "residuals"):
         assert (out / "figures" / f"{stem}.png").stat().st_size > 10_000
         assert (out / "figures" / f"{stem}.svg").exists()
         assert f"figures/{stem}.png" in report
