@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import statistics
 import sys
 import threading
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from scaling_sweep.core.config import ConfigError, DataConfig, RunConfig, Tokeni
 from scaling_sweep.core.errors import USER_ERROR_EXIT, UserError, entry_point, print_error
 from scaling_sweep.data.tokenizer import vocab_size
 from scaling_sweep.data.tokens import prepare_tokens
+from scaling_sweep.training import fitted
 from scaling_sweep.training.launch import EXIT_CODES, RESUME, STOP, Launch
 
 DEFAULT_DEVICE, DEFAULT_MFU = "h100", 0.4  # the device-hours' assumption unless --device/--peak and --mfu say
@@ -63,8 +65,9 @@ class RecordLaunch(Callback):
 
 def planned_jobs(config: DictConfig) -> dict[str, PlannedRun]:
     """The sweep's runs by run folder, each as its config plans it: the grid the basic sweeper expands."""
-    params = [f"{key}={value}" for key, value in (config.hydra.sweeper.params or {}).items()]
-    overrides = OverridesParser.create().parse_overrides([*params, *config.hydra.overrides.task])
+    hydra = OmegaConf.to_container(config.hydra, resolve=False)  # an override's ${...} is its job's, not the launch's
+    params = [f"{key}={value}" for key, value in (hydra["sweeper"]["params"] or {}).items()]
+    overrides = OverridesParser.create().parse_overrides([*params, *hydra["overrides"]["task"]])
     (jobs,) = BasicSweeper.split_arguments(overrides, None)
     plans = [plan_run(OmegaConf.to_object(compose(config.hydra.job.config_name, overrides=job))) for job in jobs]
     return {str((Path(config.hydra.sweep.dir) / plan.cfg.run_name).resolve()): plan for plan in plans}
@@ -79,6 +82,7 @@ class SweepProgress(threading.Thread):
         super().__init__(daemon=True, name="sweep-progress")
         self.name_, self.plans, self.launch = Path(sweep_dir).name, plans, launch
         self.ended = threading.Event()
+        self.job_rate: float | None = None  # exact FLOP/s of one job, as the running jobs last measured it
 
     def finish(self) -> None:
         """Show the end, and stop."""
@@ -93,8 +97,9 @@ class SweepProgress(threading.Thread):
         if terminal:
             tqdm.set_lock(self.launch.terminal_lock())
         bar = tqdm(total=len(self.plans), position=0, disable=not terminal, bar_format="{desc}", leave=False)
-        shown = None
-        while True:
+        shown, last = None, False
+        while not last:
+            last = self.ended.is_set()  # once more after the end: the last job's end is shown too
             done = {str(Path(run).resolve()) for run, *_ in self.launch.notes("ended")}
             text = f"sweep {self.name_}: {len(done)} of {len(self.plans)} runs done; {self.eta(done)}"
             if terminal:
@@ -102,24 +107,29 @@ class SweepProgress(threading.Thread):
             elif len(done) != shown:
                 print(text, file=sys.stderr, flush=True)
             shown = len(done)
-            if self.ended.wait(1.0):
-                break
+            if not last:
+                self.ended.wait(1.0)
         bar.close()
         if terminal:  # the jobs' bars, drawn by other processes, may have left parts of lines below: cleared
             print(f"\r\x1b[J{text}", file=sys.stderr, flush=True)
 
     def eta(self, done: set[str]) -> str:
-        started = {str(Path(run).resolve()) for run, *_ in self.launch.notes("started")} - done
-        left = rate = 0.0
+        """A job that has not measured its rate yet (just started, as others end) counts at the mean rate of
+        those that have, or else at the last rate a job measured."""
+        gone = {str(Path(run).resolve()) for kind in ("skipped", "stopped") for run, *_ in self.launch.notes(kind)}
+        started = {str(Path(run).resolve()) for run, *_ in self.launch.notes("started")} - done - gone
+        left, rates = 0.0, []
         for run_dir, plan in self.plans.items():
             summary = read_summary_quietly(Path(run_dir)) if run_dir in started or run_dir not in done else None
             tokens = summary.tokens or 0 if summary else 0
             if run_dir not in done:
                 left += max(plan.tokens - tokens, 0) * plan.flops_exact_per_token
             if run_dir in started and summary and summary.tokens_per_s:
-                rate += summary.tokens_per_s * plan.flops_exact_per_token
+                rates.append(summary.tokens_per_s * plan.flops_exact_per_token)
         if not left:
             return "ETA now"
+        self.job_rate = statistics.mean(rates) if rates else self.job_rate
+        rate = self.job_rate * max(len(started), 1) if self.job_rate else 0.0
         return f"ETA {left / rate / 60:.1f} min at {rate:.3g} FLOP/s (exact)" if rate else "ETA once a run is measured"
 
 
@@ -218,6 +228,7 @@ class Throughput:
 
 
 def plan_run(cfg: RunConfig) -> PlannedRun:
+    cfg, _ = fitted.resolve(cfg)
     vocab = cfg.model.vocab_size or vocab_size(cfg.tokenizer)
     counts = accounting.param_counts(cfg.model, vocab)
     steps = budget.planned_steps(cfg, counts.non_embedding)

@@ -8,6 +8,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,10 +20,10 @@ from omegaconf import OmegaConf
 from scaling_sweep.core.accounting import param_counts
 from scaling_sweep.core.budget import planned_steps
 from scaling_sweep.core.config import config_dir
-from scaling_sweep.core.runfiles import read_metrics, read_summary, run_lock
+from scaling_sweep.core.runfiles import RunSummary, read_metrics, read_summary, run_lock, write_summary
 from scaling_sweep.core.system import cores_given
 from scaling_sweep.training.launch import LAUNCH_ENV, STOP, Launch
-from scaling_sweep.training.sweep import RecordLaunch, end_of_launch, grid, sweep_names
+from scaling_sweep.training.sweep import RecordLaunch, SweepProgress, end_of_launch, grid, planned_jobs, sweep_names
 from scaling_sweep.training.train import register_resolvers
 
 MODELS = ["demo/L2_d24", "demo/L2_d32", "demo/L2_d48"]
@@ -334,3 +336,41 @@ def test_every_isoflop_budget_brackets_its_expected_optimum_and_trains_2_to_200_
         assert 7 <= len(runs) <= 9, compute
         assert all(2 <= tokens_per_param(r) <= 200 for r in runs), compute
         assert all(abs(r.flops / compute - 1) < 0.01 for r in runs), f"a run at {compute:g} misses its budget"
+
+
+def test_the_eta_counts_a_job_that_has_not_measured_its_rate_at_the_rate_others_measured(tmp_path):
+    """On plain logs the total is printed as a job ends and the next starts, before that one has a rate."""
+    class Notes:
+        def __init__(self):
+            self.kinds = {"started": [], "ended": []}
+
+        def notes(self, kind):
+            return self.kinds.get(kind, [])
+
+    plans = {}
+    for name in ("a", "b", "c"):
+        (tmp_path / name).mkdir()
+        plans[str((tmp_path / name).resolve())] = SimpleNamespace(tokens=1_000_000, flops_exact_per_token=10.0)
+    launch = Notes()
+    progress = SweepProgress(str(tmp_path), plans, launch)
+    assert progress.eta(set()) == "ETA once a run is measured"
+    launch.kinds["started"] = [[str(tmp_path / "a")], [str(tmp_path / "b")]]
+    write_summary(tmp_path / "a", RunSummary(tokens=500_000, tokens_per_s=1000.0))  # 1e4 FLOP/s
+    # b runs unmeasured: counted at a's rate, so 2e4 FLOP/s for the 2.5e7 FLOPs left
+    assert progress.eta(set()) == f"ETA {2.5e7 / 2e4 / 60:.1f} min at 2e+04 FLOP/s (exact)"
+    launch.kinds["ended"] = [[str(tmp_path / "a")]]
+    launch.kinds["started"].append([str(tmp_path / "c")])  # a ended, c just started: none measured now
+    done = {str((tmp_path / "a").resolve())}
+    assert progress.eta(done) == f"ETA {2e7 / 2e4 / 60:.1f} min at 2e+04 FLOP/s (exact)"
+
+
+def test_the_planned_runs_take_each_jobs_own_run_name_from_an_override_that_interpolates(tmp_path):
+    """run_name=..._seed${train.seed} on the command line: each job's folder, not the launch's value for all."""
+    register_resolvers()
+    config = OmegaConf.create({"hydra": {"sweeper": {"params": {"train.seed": "1,2"}},
+                                         "overrides": {"task": ["model=tiny", "run_name=seed${train.seed}"]},
+                                         "job": {"config_name": "config"}, "sweep": {"dir": str(tmp_path)}},
+                               "train": {"seed": 0}})
+    with initialize_config_dir(str(config_dir()), version_base=None):
+        plans = planned_jobs(config)
+    assert sorted(Path(run).name for run in plans) == ["seed1", "seed2"]
