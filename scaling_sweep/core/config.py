@@ -53,7 +53,8 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    lr: float | None = None  # None: Kaplan et al. 2020 eq. D.1, LR(N) from non-embedding N
+    # None: Kaplan et al. 2020 eq. D.1, LR(N) from non-embedding N; "fitted": the law of hparams_fits (training.fitted)
+    lr: float | str | None = None
     min_lr_ratio: float = 0.1  # the schedule decays to lr * min_lr_ratio
     warmup_steps: int = 50
     schedule: str = "cosine"  # cosine | wsd (warmup, stable, decay: Hägele et al. 2024)
@@ -70,7 +71,7 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    batch_size: int = 32  # sequences per optimizer step (global, across all processes)
+    batch_size: int | str = 32  # sequences per optimizer step (global, across all processes); or "fitted", as optim.lr
     micro_batch_size: int | None = None  # per forward pass; None: the whole batch
     max_steps: int = 500
     max_tokens: int | None = None  # stop once this many training tokens are seen
@@ -102,6 +103,7 @@ class RunConfig:
     sweep_name: str = "single"
     run_name: str = "L${model.n_layer}_d${model.d_model}_h${model.n_head}"
     runs_root: str = "runs"
+    hparams_fits: str | None = None  # fits.json of analyze --hparams: where optim.lr or train.batch_size is "fitted"
 
 
 def config_dir() -> Path:

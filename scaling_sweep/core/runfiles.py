@@ -135,7 +135,9 @@ class RunSummary:
     final_train_loss: float | None = None
     unigram_entropy: float | None = None
     lr: float | None = None
-    lr_rule: str | None = None
+    lr_rule: str | None = None  # fixed | kaplan_eq_D1 | fitted
+    # optim.lr / train.batch_size=fitted: the fits file, its laws, the (N, D) they were read at and the values
+    fitted_hparams: dict | None = None
     device: str | None = None
     world_size: int = 1
     dtype: str | None = None

@@ -66,6 +66,7 @@ class TrainingRun:
     data_meta: dict
     dist: distributed.DistInfo
     peaks: mfu.Peaks
+    fitted_hparams: dict | None = None  # where optim.lr or train.batch_size came from a fit (training.fitted)
     cooldown_ends: dict[int, int] = field(default_factory=dict)  # wsd: branch start step -> its end step
 
     @property
@@ -92,7 +93,8 @@ class TrainingRun:
         return self.flops_per_token.exact * tokens_per_s / self.dist.world_size if tokens_per_s else None
 
 
-def build_run(cfg: RunConfig, run_dir: Path, dist: distributed.DistInfo) -> TrainingRun:
+def build_run(cfg: RunConfig, run_dir: Path, dist: distributed.DistInfo, fitted_hparams: dict | None = None
+              ) -> TrainingRun:
     device = dist.device
     hardware.configure(device)
     hardware.use_threads(cfg.train.threads)
@@ -122,6 +124,7 @@ def build_run(cfg: RunConfig, run_dir: Path, dist: distributed.DistInfo) -> Trai
         data_meta=splits.meta,
         dist=dist,
         peaks=mfu.Peaks.at_start(device, dtype, cfg.train),
+        fitted_hparams=fitted_hparams,
         cooldown_ends=cooldown_ends(cfg, counts.non_embedding, total_steps),
     )
 
@@ -227,6 +230,12 @@ def record_eval(run: TrainingRun, state: LoopState) -> float:
     return val_loss
 
 
+def lr_rule(run: TrainingRun) -> str:
+    if run.fitted_hparams and "lr" in run.fitted_hparams:
+        return "fitted"
+    return "fixed" if run.cfg.optim.lr is not None else "kaplan_eq_D1"
+
+
 def summary(run: TrainingRun, state: LoopState, status: str, reason: str | None) -> RunSummary:
     cfg = run.cfg
     rates = state.rates[1:] if len(state.rates) > 1 else state.rates
@@ -248,7 +257,7 @@ def summary(run: TrainingRun, state: LoopState, status: str, reason: str | None)
         best_val_loss=state.best_val_loss if trained else None,
         best_val_step=state.best_val_step if trained else None,
         final_train_loss=state.last_train_loss, unigram_entropy=run.data_meta["train_unigram_entropy_nats"],
-        lr=run.peak_lr, lr_rule="fixed" if cfg.optim.lr is not None else "kaplan_eq_D1",
+        lr=run.peak_lr, lr_rule=lr_rule(run), fitted_hparams=run.fitted_hparams,
         device=hardware.device_name(run.device), world_size=run.dist.world_size, dtype=run.dtype,
         tokens_per_s=tokens_per_s, **run.peaks.summary_fields(run.device_flops_per_s(tokens_per_s)),
         wall_time_s=state.elapsed_s, versions=hardware.versions(), hardware=hardware.describe(run.device),
@@ -355,10 +364,12 @@ def run_loop(run: TrainingRun, state: LoopState, log: RunLog | None) -> tuple[st
     return ("completed" if reason in PLANNED_ENDS else "stopped"), reason
 
 
-def train(cfg: RunConfig, run_dir: Path, record_launch: Callable[[], None] | None = None) -> RunSummary:
+def train(cfg: RunConfig, run_dir: Path, record_launch: Callable[[], None] | None = None,
+          fitted_hparams: dict | None = None) -> RunSummary:
     """Train (or resume, or skip) the run in run_dir; returns its summary. The run folder is locked
     while this process trains it: runfiles.RunLockedError at once when another process does.
-    record_launch (the main process's) runs once this launch holds the run and will train it."""
+    record_launch (the main process's) runs once this launch holds the run and will train it;
+    fitted_hparams (training.fitted) is recorded in the summary."""
     run_dir.mkdir(parents=True, exist_ok=True)
     with runfiles.run_lock(run_dir) if distributed.is_main_process() else contextlib.nullcontext():
         try:
@@ -373,7 +384,7 @@ def train(cfg: RunConfig, run_dir: Path, record_launch: Callable[[], None] | Non
             saved = read_checkpoint(run_dir, cfg, dist.device, set_aside=dist.is_main)
             if record_launch is not None and dist.is_main:
                 record_launch()
-            return train_session(build_run(cfg, run_dir, dist), saved)
+            return train_session(build_run(cfg, run_dir, dist, fitted_hparams), saved)
         finally:
             distributed.teardown(dist)
 

@@ -24,7 +24,7 @@ from scaling_sweep.core.errors import USER_ERROR_EXIT, UserError, print_error
 from scaling_sweep.core.runfiles import RunSummary
 from scaling_sweep.data.tokenizer import check_tokenizer_name
 from scaling_sweep.data.tokens import check_data_config
-from scaling_sweep.training import distributed, hardware, launch
+from scaling_sweep.training import distributed, fitted, hardware, launch
 from scaling_sweep.training.launch import EXIT_CODES, LAUNCH_ENV, RESUME, Launch
 from scaling_sweep.training.loop import train
 from scaling_sweep.training.sweep import end_of_launch, note
@@ -75,10 +75,10 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         note("unstarted", run_dir)
         return None
     try:
-        run_cfg = run_config(cfg)
+        run_cfg, fitted_from = fitted.resolve(run_config(cfg))
         validate_run(run_cfg)
         note("started", run_dir)
-        final = train(run_cfg, run_dir, partial(write_hydra_record, cfg))
+        final = train(run_cfg, run_dir, partial(write_hydra_record, cfg), fitted_from)
     except UserError as err:
         print_error(PROG, err)
         if in_sweep:  # sys.exit here would end the whole sweep
