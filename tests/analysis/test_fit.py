@@ -82,14 +82,24 @@ def read_reference_points():
     return N[keep], C[keep] / (6 * N[keep]), loss[keep]
 
 
+def huber_objective(params, N, D, loss):
+    """Besiroglu et al.'s objective: the Huber loss (delta 1e-3) of log L's residuals, summed."""
+    r = np.log(params["E"] + params["A"] / N ** params["alpha"] + params["B"] / D ** params["beta"]) - np.log(loss)
+    return float(np.sum(np.where(np.abs(r) <= 1e-3, 0.5 * r * r, 1e-3 * (np.abs(r) - 0.5e-3))))
+
+
 @pytest.mark.slow
 def test_chinchilla_refit_matches_epoch_replication():
+    """Besiroglu et al. 2024's constants, and their intervals' widths. B and beta lie along a valley so flat
+    that where an optimiser stops on it is not the data's: B 2.8% above theirs, at a Huber objective lower than
+    at their published constants (by 4%, E as published to two decimals) and than at their point polished by
+    scipy's L-BFGS-B (by 0.01%)."""
     N, D, loss = read_reference_points()
     result = fit.fit_chinchilla(N, D, loss, groups=np.arange(len(loss)))
-    expected = {"E": 1.8172, "A": 477.8, "B": 2142.9, "alpha": 0.3473, "beta": 0.3672}
-    for name, value in expected.items():
-        assert result.params[name] == pytest.approx(value, rel=0.01), name
+    for name, published in laws.EPOCH_REPLICATION.items():
+        assert result.params[name] == pytest.approx(published, rel=0.03 if name == "B" else 0.01), name
         assert 0.7 <= width_against_epoch(name, result.ci[name]) <= 1.5, (name, result.ci[name])
+    assert huber_objective(result.params, N, D, loss) < huber_objective(laws.EPOCH_REPLICATION, N, D, loss)
 
 
 def isoflop_sweep(rng, noise=NOISE):
