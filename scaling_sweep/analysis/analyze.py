@@ -629,9 +629,14 @@ def constants_table(result: Analysis) -> str:
 
 
 def hparams_command(grid_path, targets_path=None, as_json=False, out=None, n_boot=fit.N_BOOT) -> str:
-    """analyze --hparams: the analysis of a grid file, its predictions for a targets file, the outputs
-    written to `out` (fits.json, report.md, predictions.csv, figures/) when given; returns what to print."""
-    table, batch_unit = hparams.read_grid(grid_path)
+    """analyze --hparams: the analysis of a grid file or a sweep folder (its runs and cooldown branches), its
+    predictions for a targets file, the outputs written to `out` (default for a folder: <sweep>/analysis/hparams;
+    fits.json, report.md, grid.csv, predictions.csv, figures/) when given; returns what to print."""
+    if Path(grid_path).is_dir():
+        table, batch_unit = hparams.grid_from_sweep(read_sweep(grid_path)), "tokens"
+        out = out or Path(grid_path) / "analysis" / "hparams"
+    else:
+        table, batch_unit = hparams.read_grid(grid_path)
     targets = hparams.read_targets(targets_path) if targets_path else None
     result = hparams.analyze_grid(table, str(grid_path), n_boot, batch_unit=batch_unit)
     if targets is not None:
@@ -643,6 +648,7 @@ def hparams_command(grid_path, targets_path=None, as_json=False, out=None, n_boo
         out = Path(out)
         (out / "figures").mkdir(parents=True, exist_ok=True)
         (out / "fits.json").write_text(json.dumps(entry, indent=2, default=float))
+        (out / "grid.csv").write_text(hparams.grid_csv(table, batch_unit))
         drawn = hparams_figures.draw_all(result, out / "figures")
         figures = "".join(f"\n![{stem}](figures/{stem}.png)\n" for stem in drawn)
         (out / "report.md").write_text(hparams.markdown(result) + figures)
@@ -671,8 +677,9 @@ def main(argv=None) -> int:
     parser.add_argument("--compute", choices=conventions.COMPUTE, default=HEADLINE.compute,
                         help="compute convention of the headline fits: 6N (C = 6·N·tokens) or exact (every matmul)")
     parser.add_argument("--hparams", metavar="FILE",
-                        help="CSV of runs (columns N, D, lr, batch or batch_tokens, loss, optionally loss_smoothed): "
-                             "the optimal LR and batch per (N, D) and their power laws (analysis/hparams.py)")
+                        help="CSV of runs (columns N, D, lr, batch or batch_tokens, loss, optionally loss_smoothed), "
+                             "or a sweep folder (runs/hparams_cpu; outputs in its analysis/hparams/): the optimal LR "
+                             "and batch per (N, D) and their power laws (analysis/hparams.py)")
     parser.add_argument("--predict", metavar="TARGETS",
                         help="CSV of columns N, D: with --hparams each row's optimal LR and batch, with --law each "
                              "row's loss by the recommended law form and by every candidate; 95%% intervals")

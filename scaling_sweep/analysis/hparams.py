@@ -43,6 +43,7 @@ import numpy as np
 
 from scaling_sweep.analysis import fit
 from scaling_sweep.analysis.fit import Fit, FitError
+from scaling_sweep.analysis.runs import Sweep, check_one_setting
 from scaling_sweep.core import accounting, laws
 from scaling_sweep.core.errors import UserError
 from scaling_sweep.core.hparam_laws import (
@@ -53,6 +54,7 @@ from scaling_sweep.core.hparam_laws import (
     optimal_hparams,  # noqa: F401  (here too: training reads it from core)
     theta,
 )
+from scaling_sweep.core.runfiles import finite
 
 NEAR_OPTIMAL = 0.0025  # DeepSeek LLM sec. 3.1: within 0.25% of the best loss
 SURFACE_WINDOW = 0.05  # relative loss excess at which a run's weight in the surface fit falls by e
@@ -127,6 +129,47 @@ def read_grid(path) -> tuple[dict[str, np.ndarray], str]:
         raise HparamsError(f"{path}: needs a column batch (or batch_tokens: batch in tokens)")
     table["batch"] = table.pop("batch_tokens")
     return table, "tokens"
+
+
+GRID_COLUMNS = ("N", "D", "lr", "batch", "loss")
+BUDGET_MATCH = 0.02  # runs of one size within this share of each other's tokens trained to one budget
+
+
+def grid_from_sweep(sweep: Sweep) -> dict[str, np.ndarray]:
+    """A sweep's runs as a grid: each finished run's end and each of its wsd cooldown branches is a run of
+    (N non-embedding, D its tokens, its peak LR, its batch in tokens, its final validation loss in nats/token)."""
+    runs = sweep.usable()
+    if not runs:
+        raise HparamsError(f"{sweep.path}: no finished runs to fit ({len(sweep.runs)} run folders)")
+    check_one_setting(runs)
+    rows = []
+    for run in runs:
+        s = run.summary
+        rows += [(s.N, c["tokens"], s.lr, s.batch_tokens, c["val_loss"]) for c in s.cooldowns if finite(c["val_loss"])]
+        rows.append((s.N, s.tokens, s.lr, s.batch_tokens, s.final_val_loss))
+    table = dict(zip(GRID_COLUMNS, np.array(rows, float).T))
+    table["D"] = _budget_tokens(table["N"], table["D"])
+    return table
+
+
+def _budget_tokens(N, D, within: float = BUDGET_MATCH) -> np.ndarray:
+    """D with the runs of one size whose tokens differ by less than `within` (a budget ends at a whole step,
+    so batches of different sizes overshoot it by different tokens) put at their median: one cell."""
+    D = D.copy()
+    for n in np.unique(N):
+        rows = np.flatnonzero(N == n)
+        rows = rows[np.argsort(D[rows])]
+        breaks = np.flatnonzero(D[rows][1:] / D[rows][:-1] - 1 > within) + 1
+        for group in np.split(rows, breaks):
+            D[group] = np.median(D[group])
+    return D
+
+
+def grid_csv(table: dict[str, np.ndarray], batch_unit: str) -> str:
+    """The grid as a file analyze --hparams reads again (its batch column says the unit, as read_grid reads it)."""
+    header = [c if c != "batch" or batch_unit != "tokens" else "batch_tokens" for c in GRID_COLUMNS]
+    lines = [",".join(header)] + [",".join(f"{v:.8g}" for v in row) for row in zip(*(table[c] for c in GRID_COLUMNS))]
+    return "\n".join(lines) + "\n"
 
 
 def read_targets(path) -> dict[str, np.ndarray]:
@@ -526,13 +569,16 @@ def markdown(result: HparamAnalysis) -> str:
     lines += ["", "| law | form | constant | fitted | 95% CI | published | held-out mean abs. rel. error |",
               "| --- " * 7 + "|"]
     for key, f, name, value, lo, hi, published in _constants(result):
-        held = f.extra["held_out"].get("mean_abs_rel_error", np.nan)
+        held = f.extra["held_out"]
+        held = f"{held['mean_abs_rel_error']:.1%}" if "mean_abs_rel_error" in held else f"- ({held['skipped']})"
         lines.append(f"| {key} | {HPARAM_LAWS[key].form} ({HPARAM_LAWS[key].reference}) | {name} | {value:.4g} | "
-                     f"{_interval(lo, hi)} | {published:.4g} | {held:.1%} |")
+                     f"{_interval(lo, hi)} | {published:.4g} | {held} |")
     lines += [f"- {key}: not fitted: {why}" for key, why in result.skipped.items()]
     check = result.prediction
     if "cells" in check:
-        lines += ["", f"Prediction check: {check['lr_law']} and {check['batch_law']} fitted without N = "
+        laws = (f"{check['lr_law']} and {check['batch_law']}" if check["batch_law"] else
+                f"{check['lr_law']} (no batch law could be fitted: each cell's own optimal batch)")
+        lines += ["", f"Prediction check: {laws} fitted without N = "
                       f"{check['held_out_size']:.4g} predict its optimal LR within a factor "
                       f"{check['max_lr_factor']:.3f} (target 1.5) and, on its surface, a loss at most "
                       f"{check['max_loss_gap']:+.3%} from its best run (target 0.5%)."]

@@ -67,6 +67,7 @@ def optima(result: HparamAnalysis, out_dir: Path) -> str:
     fig, (ax_n, ax_d, ax_c, ax_b) = _figure(4, result, "optimal LR and batch with the fitted laws (95% bands) "
                                                  "and the published ones (dashed)")
     ratios = np.unique(np.round(np.log([c.D / c.N for c in result.cells]), 1)) if result.cells else []
+    drawn = np.unique(ratios[[0, len(ratios) // 2, -1]]) if len(ratios) else ratios  # lines at 3 D/N at most
     colors = colormaps["plasma"]
 
     def ratio_color(c):
@@ -74,12 +75,12 @@ def optima(result: HparamAnalysis, out_dir: Path) -> str:
 
     N = np.geomspace(min(c.N for c in result.cells) / 1.5, max(c.N for c in result.cells) * 1.5, 50)
     _optima_points(ax_n, result, "lr", lambda c: c.N, ratio_color)
-    for i, r in enumerate(ratios):
-        color = colors(i / max(1, len(ratios)))
+    for r in drawn:
+        color = colors(float(np.searchsorted(ratios, r) / max(1, len(ratios))))
         if "eta_ND" in result.fits:
-            _band(ax_n, result.fits["eta_ND"], N, N * np.exp(r), N, color, f"eta*(N, D), D/N = {np.exp(r):.2g}")
+            _band(ax_n, result.fits["eta_ND"], N, N * np.exp(r), N, color, f"eta*(N, D) at D/N = {np.exp(r):.2g}")
         ax_n.plot(N, law_value("eta_ND", HPARAM_LAWS["eta_ND"].published, N, N * np.exp(r)), "--", color=color,
-                  lw=1, label=f"Step Law published, D/N = {np.exp(r):.2g}")
+                  lw=1, label="Step Law published (dashed)" if r == drawn[0] else None)
     ax_n.set(xscale="log", yscale="log", xlabel="N (as the grid counts it)", ylabel="optimal peak LR")
 
     D = np.geomspace(min(c.D for c in result.cells) / 1.5, max(c.D for c in result.cells) * 1.5, 50)

@@ -8,8 +8,10 @@ import pytest
 import synthetic_hparams as sh
 
 from scaling_sweep.analysis import analyze, hparams
+from scaling_sweep.analysis.runs import read_sweep
 from scaling_sweep.core import hparam_laws
 from scaling_sweep.core.errors import UserError
+from scaling_sweep.core.runfiles import RunSummary, write_summary
 
 EXPONENTS = {"eta_ND": ("alpha", "beta"), "B_D": ("gamma",)}
 SEEDS = range(6)
@@ -217,3 +219,44 @@ def test_a_smoothed_loss_is_used_where_the_grid_has_one():
     table["loss"] = table["loss_smoothed"] * 1.5  # were this read, the optima would not change; the column would
     a = hparams.analyze_grid(table, "smoothed", n_boot=20)
     assert a.loss_column == "loss_smoothed" and a.cells[0].best_loss == table["loss_smoothed"][a.cells[0].rows].min()
+
+
+def _grid_as_sweep(folder, table, cooldown_of_first=None):
+    """Each row of a grid as a finished run's summary.json; tokens overshoot D by a step of the run's batch,
+    as a compute budget ends at a whole step; the first run also holds a cooldown branch."""
+    for i in range(len(table["N"])):
+        run = folder / f"run{i:03d}"
+        run.mkdir(parents=True)
+        tokens = int(table["D"][i] + table["batch"][i])
+        summary = RunSummary(run_name=run.name, status="completed", stop_reason="compute_budget", step=100,
+                             N=int(table["N"][i]), tokens=tokens, lr=float(table["lr"][i]),
+                             batch_tokens=int(round(table["batch"][i])), final_val_loss=float(table["loss"][i]),
+                             best_val_loss=float(table["loss"][i]), tokenizer="byte", n_ctx=32,
+                             cooldowns=[cooldown_of_first] if i == 0 and cooldown_of_first else [])
+        write_summary(run, summary)
+
+
+def test_a_sweep_folder_is_read_as_a_grid_of_its_runs_and_their_cooldown_branches(tmp_path):
+    table = {k: v[:30] for k, v in sh.grid(1).items()}  # two cells
+    _grid_as_sweep(tmp_path / "sweep", table, {"step": 25, "tokens": 123_456, "flops": 1.0, "val_loss": 3.25})
+    grid = hparams.grid_from_sweep(read_sweep(tmp_path / "sweep"))
+    branch = grid["D"] == 123_456
+    assert branch.sum() == 1 and grid["loss"][branch] == 3.25
+    order = np.argsort(grid["lr"][~branch])
+    np.testing.assert_allclose(grid["D"][~branch][order], table["D"][np.argsort(table["lr"])], rtol=2e-3)
+    assert len(np.unique(grid["D"][~branch])) == 2  # each cell's runs at one D, though their tokens differ
+    np.testing.assert_allclose(grid["lr"][~branch][order], np.sort(table["lr"]))
+
+
+@pytest.mark.slow
+def test_analyze_hparams_on_a_sweep_folder_writes_its_outputs_beside_the_runs(tmp_path):
+    _grid_as_sweep(tmp_path / "sweep", sh.grid(1))
+    assert analyze.main(["--hparams", str(tmp_path / "sweep")]) == 0
+    out = tmp_path / "sweep" / "analysis" / "hparams"
+    entry = json.loads((out / "fits.json").read_text())["hparams"]
+    assert entry["batch_unit"] == "tokens" and {"eta_ND", "B_D"} <= set(entry["laws"])
+    assert len(entry["cells"]) == len(sh.SIZES) * len(sh.TOKENS_PER_PARAM)
+    reread, unit = hparams.read_grid(out / "grid.csv")
+    assert unit == "tokens" and len(reread["N"]) == len(sh.grid(1)["N"])
+    alpha = entry["laws"]["eta_ND"]["alpha"]
+    assert entry["laws"]["eta_ND"]["ci"]["alpha"][0] < alpha < entry["laws"]["eta_ND"]["ci"]["alpha"][1]
