@@ -170,6 +170,10 @@ def _fit_everything(result: Analysis, runs: list[Run]) -> None:
 
 
 SWEEP_LAW_FORM_STARTS = 24
+# --points --law: each extrapolation check fitted from about this many of a form's starts (as the selection
+# rates of tests/synthetic_law_forms.py were measured); the fits to all points, whose constants are reported,
+# from every start
+POINTS_LAW_FORM_STARTS = 100
 
 
 def _select_law_form(result: Analysis, profiles: list[dict]) -> None:
@@ -563,7 +567,8 @@ def select_law(result: Analysis, law: str, targets=None) -> None:
     table = result.data["table"]
     forms = None if law == "auto" else [law_forms.FORMS[law]]
     progress(f"law forms: {law}; fitting on the smaller sizes, scoring on the larger ones")
-    selection = law_forms.select({k: table[k] for k in ("N", "D", "loss", "U_D", "group") if k in table}, forms)
+    selection = law_forms.select({k: table[k] for k in ("N", "D", "loss", "U_D", "group") if k in table}, forms,
+                                 extrapolation_starts=POINTS_LAW_FORM_STARTS)
     fitted = selection.pop("fits")
     if targets:
         selection["predictions"] = law_forms.predictions(fitted, selection["recommended"]["law"],
