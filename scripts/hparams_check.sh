@@ -12,7 +12,7 @@ fits="$check/fit/fits.json"
 python -m scaling_sweep.analyze --hparams "$sweep" > /dev/null  # the whole grid: $sweep/analysis/hparams/
 mkdir -p "$check"
 # the grid without its largest size; then that size's model config and its grid's best run's LR and batch
-read -r largest best_lr best_batch < <(python - "$sweep" "$check/grid_without_largest.csv" <<'EOF'
+largest_and_best=$(python - "$sweep" "$check/grid_without_largest.csv" <<'EOF'
 import csv, json, pathlib, sys
 sweep, out = pathlib.Path(sys.argv[1]), sys.argv[2]
 rows = list(csv.DictReader(open(sweep / "analysis/hparams/grid.csv")))
@@ -22,10 +22,12 @@ with open(out, "w", newline="") as f:
     writer.writeheader()
     writer.writerows(r for r in rows if float(r["N"]) < top)
 runs = [json.loads(p.read_text()) for p in sweep.glob("*/summary.json")]
-best = min((r for r in runs if r["N"] == top), key=lambda r: r["final_val_loss"])
+finished = [r for r in runs if r["N"] == top and r["status"] == "completed" and r["final_val_loss"] is not None]
+best = min(finished, key=lambda r: r["final_val_loss"])
 print(f"L{best['n_layer']}_d{best['d_model']}", best["lr"], best["batch_size"])
 EOF
 )
+read -r largest best_lr best_batch <<< "$largest_and_best"
 python -m scaling_sweep.analyze --hparams "$check/grid_without_largest.csv" --out "$check/fit" > /dev/null
 python -m scaling_sweep.train +sweep=hparams_cpu sweep_name=hparams_cpu_check \
     model=hparams_cpu/$largest,hparams_cpu/L2_d64 optim.lr=fitted train.batch_size=fitted hparams_fits="$fits" "$@"

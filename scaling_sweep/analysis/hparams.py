@@ -168,7 +168,7 @@ def _budget_tokens(N, D, within: float = BUDGET_MATCH) -> np.ndarray:
 def grid_csv(table: dict[str, np.ndarray], batch_unit: str) -> str:
     """The grid as a file analyze --hparams reads again (its batch column says the unit, as read_grid reads it)."""
     header = [c if c != "batch" or batch_unit != "tokens" else "batch_tokens" for c in GRID_COLUMNS]
-    lines = [",".join(header)] + [",".join(f"{v:.8g}" for v in row) for row in zip(*(table[c] for c in GRID_COLUMNS))]
+    lines = [",".join(header)] + [",".join(f"{v:.12g}" for v in row) for row in zip(*(table[c] for c in GRID_COLUMNS))]
     return "\n".join(lines) + "\n"
 
 

@@ -363,8 +363,9 @@ def extrapolation_scores(table: dict, forms=None, n_boot: int = 100, seed: int =
     scored = {}
     for form in chosen:
         starts = form.starts(usable(form, table))
-        if extrapolation_starts and len(starts) > extrapolation_starts:
-            starts = starts[:: len(starts) // extrapolation_starts]
+        if extrapolation_starts and len(starts) > extrapolation_starts:  # a seeded draw: a stride can hold an axis
+            drawn = np.random.default_rng(seed).choice(len(starts), extrapolation_starts, replace=False)
+            starts = starts[np.sort(drawn)]
         try:
             errors = _check_errors(form, table, splits, starts, n_boot, seed)
         except FitError as err:

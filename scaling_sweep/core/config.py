@@ -54,7 +54,7 @@ class DataConfig:
 @dataclass
 class OptimConfig:
     # None: Kaplan et al. 2020 eq. D.1, LR(N) from non-embedding N; "fitted": the law of hparams_fits (training.fitted)
-    lr: float | str | None = None
+    lr: float | int | str | None = None  # int: Hydra reads optim.lr=1 as one
     min_lr_ratio: float = 0.1  # the schedule decays to lr * min_lr_ratio
     warmup_steps: int = 50
     schedule: str = "cosine"  # cosine | wsd (warmup, stable, decay: Hägele et al. 2024)

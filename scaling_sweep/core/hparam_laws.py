@@ -58,22 +58,24 @@ def law_value(key: str, params: dict, N, D) -> np.ndarray:
     return np.exp(design(law, N, D) @ theta(law, params))
 
 
-def optimal_hparams(fits: dict, N: float, D: float) -> tuple[float, float, str]:
+def optimal_hparams(fits: dict, N: float, D: float, targets=("lr", "batch")) -> tuple[float | None, float | None, str]:
     """The optimal peak LR and batch size (in the fitted grid's batch unit) at (N, D) from a fits.json's
     "hparams" entry: Step Law's eta*(N, D) and B*(D) where fitted, else DeepSeek's eta*(C) and B*(C); the
-    third value names the laws and the grid they came from. UserError where the entry has no such law."""
+    third value names the laws and the grid they came from. Only `targets` are looked up (None for the
+    other); UserError where the entry has no law for one of them."""
     entry = fits.get("hparams")
     if not entry:
-        raise UserError("hparams.fits: the fits file has no 'hparams' entry (made by analyze --hparams)")
+        raise UserError("the fits file has no 'hparams' entry (made by analyze --hparams)")
     chosen = {}
-    for target, keys in PREFERRED.items():
+    for target in targets:
+        keys = PREFERRED[target]
         key = next((k for k in keys if k in entry.get("laws", {})), None)
         if key is None:
-            raise UserError(f"hparams.fits: no fitted law for the optimal {target} ({' or '.join(keys)}); "
+            raise UserError(f"no fitted law for the optimal {target} ({' or '.join(keys)}); "
                             f"skipped: {entry.get('skipped', {}).get(keys[0], 'not fitted')}")
         law = HPARAM_LAWS[key]
         params = {name: entry["laws"][key][name] for name in (law.coef,) + law.exponents}
         chosen[target] = (float(law_value(key, params, N, D)[0]), key)
-    source = (f"{chosen['lr'][1]} and {chosen['batch'][1]} fitted to {entry['source']} "
-              f"(batch in {entry['batch_unit']})")
-    return chosen["lr"][0], chosen["batch"][0], source
+    laws = " and ".join(chosen[t][1] for t in targets)
+    source = f"{laws} fitted to {entry['source']}" + (f" (batch in {entry['batch_unit']})" if "batch" in chosen else "")
+    return (*(chosen[t][0] if t in chosen else None for t in ("lr", "batch")), source)

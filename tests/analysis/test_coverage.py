@@ -28,7 +28,8 @@ def assert_covers(table, low=0.90, high=0.98):
 # measured outside 90-98% (docs/intervals.md, "What does not hold yet")
 NOT_YET = {"compute frontier, runs": "N on the frontier: its coefficient covers 87.5% of these 200 sweeps (90.6% "
                                      "of 1,000, where L(C)'s alpha_C covers 89.5%)",
-           "approach 3, wsd branches": "E and B cover 99%", "B_crit, batch sweep runs": "alpha_B covers 98.5% of these 200 sweeps (97.3% of 1,000)",
+           "approach 3, wsd branches": "E and B cover 99%", "B_crit, batch sweep runs":
+               "alpha_B covers 98.5% of these 200 sweeps (97.3% of 1,000)",
            "L(N, S), learning curves": "S_c and alpha_S cover 98.4% and 99.2% (98.4% and 99.7% of 1,000)"}
 
 

@@ -22,3 +22,6 @@ def test_optimal_hparams_says_what_a_fits_file_lacks():
     fits = {"hparams": {"laws": {"eta_C": {"a": 0.3, "alpha": -0.1}}, "skipped": {"B_D": "2 cells, need 3"}}}
     with pytest.raises(UserError, match=r"no fitted law for the optimal batch \(B_D or B_C\); skipped: 2 cells"):
         optimal_hparams(fits, 1e8, 2e9)
+    fits["hparams"]["source"] = "grid.csv"  # the LR alone needs no batch law
+    lr, batch, source = optimal_hparams(fits, 1e8, 2e9, targets=("lr",))
+    assert lr == pytest.approx(0.3 * (6 * 1e8 * 2e9) ** -0.1) and batch is None and source == "eta_C fitted to grid.csv"

@@ -6,9 +6,11 @@ import pytest
 from conftest import cli_overrides
 from test_train import run_cli
 
-from scaling_sweep.core.accounting import non_embedding_params
+from scaling_sweep.core.accounting import non_embedding_params, param_counts
+from scaling_sweep.core.budget import stop_tokens
 from scaling_sweep.core.config import ConfigError
 from scaling_sweep.core.runfiles import read_summary
+from scaling_sweep.data.tokenizer import vocab_size
 from scaling_sweep.training import fitted
 
 # eta* = a N^alpha D^beta and B* = b D^gamma (Step Law's forms), batch in tokens
@@ -22,7 +24,7 @@ def fits_file(tmp_path, batch_unit="tokens", laws=LAWS):
 
 
 def test_fitted_values_are_the_laws_at_the_runs_n_and_tokens(tiny_config, tmp_path):
-    cfg = tiny_config(optim={"lr": "fitted"}, train={"batch_size": "fitted", "compute_budget": 6e9})
+    cfg = tiny_config(optim={"lr": "fitted"}, train={"batch_size": "fitted", "compute_budget": 6e9, "max_steps": 10**6})
     cfg.hparams_fits = fits_file(tmp_path)
     resolved, record = fitted.resolve(cfg)
     N = non_embedding_params(cfg.model)
@@ -44,6 +46,40 @@ def test_a_fixed_batch_fixes_the_tokens_of_a_fitted_lr(tiny_config, tmp_path):
     assert resolved.optim.lr == pytest.approx(2.0 * non_embedding_params(cfg.model) ** -0.5 * D ** 0.1)
 
 
+def test_a_fitted_lr_needs_no_batch_law(tiny_config, tmp_path):
+    cfg = tiny_config(optim={"lr": "fitted"})
+    cfg.hparams_fits = fits_file(tmp_path, laws={"eta_ND": LAWS["eta_ND"]})
+    resolved, record = fitted.resolve(cfg)
+    assert record["laws"] == "eta_ND fitted to grid.csv" and resolved.train.batch_size == cfg.train.batch_size
+
+
+def test_a_fitted_batch_is_a_multiple_of_the_processes_and_the_micro_batch(tiny_config, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    cfg = tiny_config(train={"batch_size": "fitted", "max_tokens": 10_000_000, "max_steps": 10**9,
+                             "micro_batch_size": 3})
+    cfg.hparams_fits = fits_file(tmp_path)
+    resolved, record = fitted.resolve(cfg)
+    assert resolved.train.batch_size % 12 == 0  # the law's 0.5 * 1e7^0.5 / 32 = 49.4 sequences -> 48
+    assert resolved.train.batch_size == 48
+
+
+def test_compute_optimal_stops_set_the_tokens_the_laws_are_read_at(tiny_config, tmp_path):
+    cfg = tiny_config(optim={"lr": "fitted"}, train={"compute_budget": 2e11, "stop_at": "compute_optimal",
+                                                     "max_steps": 10**6})
+    cfg.hparams_fits = fits_file(tmp_path)
+    N = non_embedding_params(cfg.model)
+    optimal, reason = stop_tokens(N, 2e11, n_total=param_counts(cfg.model, vocab_size(cfg.tokenizer)).total)
+    assert reason == "compute_optimal_tokens" and optimal < 2e11 / (6 * N)  # Chinchilla's D_opt, before the budget
+    assert fitted.resolve(cfg)[1]["D"] == pytest.approx(optimal)
+
+
+def test_numbers_hydra_reads_as_ints_or_strings_are_numbers(tiny_config):
+    cfg = tiny_config(optim={"lr": 1}, train={"batch_size": "8"})
+    resolved, record = fitted.resolve(cfg)
+    assert record is None and resolved.optim.lr == 1.0 and isinstance(resolved.optim.lr, float)
+    assert resolved.train.batch_size == 8
+
+
 def test_nothing_fitted_leaves_the_config_alone(tiny_config):
     cfg = tiny_config()
     assert fitted.resolve(cfg) == (cfg, None)
@@ -61,6 +97,9 @@ def test_nothing_fitted_leaves_the_config_alone(tiny_config):
      "needs a fit whose batch is in tokens"),
     (lambda c, p: (setattr(c.optim, "lr", "fitted"), setattr(c, "hparams_fits", fits_file(p, laws={}))),
      "no fitted law for the optimal lr"),
+    (lambda c, p: (setattr(c.train, "batch_size", "fitted"), setattr(c.train, "max_tokens", 10**7),
+                   setattr(c, "hparams_fits", fits_file(p))),
+     "train.max_steps=40 stops the run at .* tokens, before the 10,000,000 its fitted batch is for"),
 ])
 def test_a_fit_that_cannot_answer_is_a_config_error_naming_why(tiny_config, tmp_path, change, says):
     cfg = tiny_config()
