@@ -43,6 +43,7 @@ import numpy as np
 
 from scaling_sweep.analysis import fit
 from scaling_sweep.analysis.fit import Fit, FitError
+from scaling_sweep.analysis.points import gap_groups
 from scaling_sweep.analysis.runs import Sweep, check_one_setting
 from scaling_sweep.core import accounting, laws
 from scaling_sweep.core.errors import UserError
@@ -158,10 +159,8 @@ def _budget_tokens(N, D, within: float = BUDGET_MATCH) -> np.ndarray:
     D = D.copy()
     for n in np.unique(N):
         rows = np.flatnonzero(N == n)
-        rows = rows[np.argsort(D[rows])]
-        breaks = np.flatnonzero(D[rows][1:] / D[rows][:-1] - 1 > within) + 1
-        for group in np.split(rows, breaks):
-            D[group] = np.median(D[group])
+        for group in gap_groups(D[rows], 1 + within):
+            D[rows[group]] = np.median(D[rows[group]])
     return D
 
 

@@ -70,13 +70,16 @@ def optima(result: HparamAnalysis, out_dir: Path) -> str:
     drawn = np.unique(ratios[[0, len(ratios) // 2, -1]]) if len(ratios) else ratios  # lines at 3 D/N at most
     colors = colormaps["plasma"]
 
+    def color_at(log_ratio):
+        return colors(float(np.searchsorted(ratios, log_ratio) / max(1, len(ratios))))
+
     def ratio_color(c):
-        return colors(float(np.searchsorted(ratios, np.round(np.log(c.D / c.N), 1)) / max(1, len(ratios))))
+        return color_at(np.round(np.log(c.D / c.N), 1))
 
     N = np.geomspace(min(c.N for c in result.cells) / 1.5, max(c.N for c in result.cells) * 1.5, 50)
     _optima_points(ax_n, result, "lr", lambda c: c.N, ratio_color)
     for r in drawn:
-        color = colors(float(np.searchsorted(ratios, r) / max(1, len(ratios))))
+        color = color_at(r)
         if "eta_ND" in result.fits:
             _band(ax_n, result.fits["eta_ND"], N, N * np.exp(r), N, color, f"eta*(N, D) at D/N = {np.exp(r):.2g}")
         ax_n.plot(N, law_value("eta_ND", HPARAM_LAWS["eta_ND"].published, N, N * np.exp(r)), "--", color=color,

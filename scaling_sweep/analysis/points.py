@@ -259,10 +259,16 @@ def budget_profiles(C, N, loss, run=None, D=None, budget=None, gap: float = 1.25
     run = np.arange(len(C)) if run is None else np.asarray(run)
     D = laws.tokens_for_budget(C, N) if D is None else np.asarray(D, float)
     budget = C if budget is None else np.asarray(budget, float)
-    order = np.argsort(budget)
-    breaks = np.nonzero(np.diff(np.log(budget[order])) > np.log(gap))[0] + 1
-    groups = [g for g in np.split(order, breaks) if budget[g].max() <= spread * budget[g].min()]
+    groups = [g for g in gap_groups(budget, gap) if budget[g].max() <= spread * budget[g].min()]
     return _with_enough_sizes([_profile(budget[g], C[g], N[g], D[g], loss[g], run[g]) for g in groups])
+
+
+def gap_groups(values, gap: float) -> list[np.ndarray]:
+    """Indices of positive values grouped in sorted order, a new group wherever consecutive values differ by
+    more than a factor gap."""
+    order = np.argsort(values)
+    breaks = np.nonzero(np.diff(np.log(np.asarray(values, float)[order])) > np.log(gap))[0] + 1
+    return np.split(order, breaks)
 
 
 def _with_enough_sizes(profiles):
