@@ -588,7 +588,8 @@ def markdown(result: HparamAnalysis) -> str:
 
 def text_table(result: HparamAnalysis) -> str:
     """What analyze --hparams prints: the laws' constants with intervals, the checks, and the predictions."""
-    lines = [f"{len(result.cells)} cells of {len(result.table['N'])} runs ({result.loss_column})"]
+    lines = [f"{len(result.cells)} cells of {len(result.table['N'])} runs ({result.loss_column}, nats/token); N as the "
+             f"grid counts it (a sweep's: non-embedding), D in tokens, batch in {result.batch_unit}, C = 6·N·D FLOPs"]
     lines += [f"skipped cell: {why}" for why in result.skipped_cells]
     for key, f, name, value, lo, hi, published in _constants(result):
         if name == HPARAM_LAWS[key].coef:
