@@ -12,12 +12,17 @@ tokenize in parallel; each chunk is written in order as a shard (its tokens, eve
 document followed by the end-of-text id, and its documents' lengths) under ``.<entry>.partial/``.
 A killed build resumes after its last complete shard, and gives the same bytes as an unbroken one.
 
-Split rule (format 2): the shards are concatenated in a seeded random order, and the validation
-split is the trailing whole documents of that order, cut at the document boundary nearest
-``1 - val_fraction`` of the tokens (inside a document only when that would leave no validation
-data, e.g. a single document). So no document is split between train and val, and any prefix of
-train (``max_unique_tokens``) is made of chunks from all over the corpus rather than its first
-source. Val is whole documents from the last chunks of that order (about val_fraction of them).
+Split rule (format 3): each shard is cut into pieces of consecutive whole documents, about
+PIECE_TOKENS tokens each (a longer document is a piece of its own); the pieces are put in a seeded
+random order, and the validation split is the trailing whole documents of that order, cut at the
+document boundary nearest ``1 - val_fraction`` of the tokens (inside a document only when that would
+leave no validation data, e.g. a single document). The training documents are then cut into parts of
+at most PIECE_TOKENS tokens, which train.bin holds in a second seeded order. So no document is split
+between train and val, val is documents drawn from all over the corpus, and any prefix of train
+(``max_unique_tokens``) is a random sample of the corpus in parts of PIECE_TOKENS, however long its
+documents (format 2 ordered whole shards of about 1 MiB: the embedded corpus' validation split was
+then all one of its three texts, and a 4M-token prefix held a fifth of that text; see
+docs/kaplan_cpu.md).
 """
 
 from __future__ import annotations
@@ -48,9 +53,11 @@ from scaling_sweep.data import corpus
 from scaling_sweep.data.tokenizer import Tokenizer, build_tokenizer
 
 SOURCES = ("embedded", "hub", "text", "json", "parquet")
-FORMAT_VERSION = 2  # bump when the tokenization or split rule changes, so old caches are not reused
+FORMAT_VERSION = 3  # bump when the tokenization or split rule changes, so old caches are not reused
 SHUFFLE_SEED = 0
-CHUNK_CHARS = 1 << 20  # per shard: the unit of parallel work, of resuming and of the train/val order
+CHUNK_CHARS = 1 << 20  # per shard: the unit of parallel work and of resuming
+PIECE_TOKENS = 1 << 12  # whole-document pieces of about this size are split train/val; train's parts at most this
+ENTROPY_BLOCK = 1 << 24  # tokens counted at a time
 READ_BYTES = 1 << 22  # plain text is read in blocks of this size
 STREAM_BATCH = 1000  # documents per batch of a `datasets` stream
 
@@ -317,55 +324,101 @@ def _complete_shards(shards: Path, dtype: np.dtype) -> tuple[int, int]:
     return n_shards, n_docs
 
 
-# ---- splits: the shards in a seeded order, the trailing documents held out
+# ---- splits: pieces of whole documents in a seeded order, the trailing documents held out
 
 
 def _assemble(shards: Path, n_shards: int, dtype: np.dtype, vocab_size: int, val_fraction: float,
               out: Path) -> dict:
-    """Write out/train.bin and out/val.bin from the shards in their seeded order; the split's meta."""
-    order = np.random.default_rng(SHUFFLE_SEED).permutation(n_shards)
-    sizes = [_shard(shards, k, "bin").stat().st_size // dtype.itemsize for k in order]
-    total = sum(sizes)
+    """Write out/val.bin (the trailing documents of the pieces' seeded order) and out/train.bin (the
+    rest, re-cut into parts of at most PIECE_TOKENS tokens in a second seeded order); the split's meta."""
+    rng = np.random.default_rng(SHUFFLE_SEED)
+    pieces = _pieces(shards, n_shards)
+    pieces = pieces[rng.permutation(len(pieces))]
+    total = int((pieces[:, 2] - pieces[:, 1]).sum())
     if total < 2:
         raise DataError("the data holds fewer than 2 tokens; check data.path and data.text_field")
-    cut = _val_cut(shards, order, sizes, total * (1 - val_fraction))
-    counts, n_before = np.zeros(vocab_size, np.int64), 0
-    with open(out / "train.bin", "wb") as train, open(out / "val.bin", "wb") as val:
-        for k in order:
-            tokens = np.fromfile(_shard(shards, k, "bin"), dtype)
-            n_head = max(cut - n_before, 0)
-            head, tail = tokens[:n_head], tokens[n_head:]
-            counts += np.bincount(head, minlength=vocab_size)
-            head.tofile(train)
-            tail.tofile(val)
-            n_before += len(tokens)
+    cut = _val_cut(shards, pieces, total * (1 - val_fraction))
+    train, val = _split_spans(pieces, cut)
+    train = _subdivide(train, PIECE_TOKENS)
+    _write_spans(shards, train[rng.permutation(len(train))], dtype, out / "train.bin")
+    _write_spans(shards, val, dtype, out / "val.bin")
     return {
         "dtype": dtype.name,
         "n_documents": sum(_shard(shards, k, "len").stat().st_size // 4 for k in range(n_shards)),
+        "n_pieces": len(pieces),
+        "n_train_parts": len(train),
         "n_train_tokens": cut,
         "n_val_tokens": total - cut,
-        "train_unigram_entropy_nats": _entropy(counts, cut),
+        "train_unigram_entropy_nats": _entropy(np.memmap(out / "train.bin", dtype, "r"), vocab_size),
     }
 
 
-def _val_cut(shards: Path, order: np.ndarray, sizes: list[int], target: float) -> int:
-    """The document end nearest ``target`` tokens into the shards' order; inside a document only if that
+def _split_spans(spans: np.ndarray, cut: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (shard, start, end) spans of the first ``cut`` tokens of the spans' order, and of the rest."""
+    ends = np.cumsum(spans[:, 2] - spans[:, 1])
+    i = int(np.searchsorted(ends, cut, side="right"))  # the span holding token ``cut``
+    head, tail = spans[:i], spans[i:].copy()
+    if i < len(spans) and cut > (before := int(ends[i] - (spans[i, 2] - spans[i, 1]))):
+        k, start, _ = spans[i]
+        head = np.concatenate([head, [[k, start, start + cut - before]]])
+        tail[0, 1] = start + cut - before
+    return head, tail
+
+
+def _subdivide(spans: np.ndarray, size: int) -> np.ndarray:
+    """Each span cut into the fewest parts of at most ``size`` tokens, of near-equal lengths."""
+    parts = []
+    for k, start, end in spans:
+        bounds = np.linspace(start, end, -(-(end - start) // size) + 1).round().astype(np.int64)
+        parts += [(k, a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    return np.array(parts, np.int64).reshape(-1, 3)
+
+
+def _write_spans(shards: Path, spans: np.ndarray, dtype: np.dtype, path: Path) -> None:
+    with open(path, "wb") as f:
+        for k, start, end in spans:
+            np.fromfile(_shard(shards, k, "bin"), dtype, end - start, offset=start * dtype.itemsize).tofile(f)
+
+
+def _pieces(shards: Path, n_shards: int) -> np.ndarray:
+    """(shard, first token, end token) of each piece: consecutive whole documents of a shard, cut at the
+    first document end at or after PIECE_TOKENS tokens (a shard's last piece may be shorter)."""
+    rows = []
+    for k in range(n_shards):
+        ends = _document_ends(shards, k)
+        start = 0
+        while start < ends[-1]:
+            end = int(ends[min(np.searchsorted(ends, start + PIECE_TOKENS), len(ends) - 1)])
+            rows.append((k, start, end))
+            start = end
+    return np.array(rows, np.int64).reshape(-1, 3)
+
+
+def _document_ends(shards: Path, k: int) -> np.ndarray:
+    return np.cumsum(np.fromfile(_shard(shards, k, "len"), np.uint32), dtype=np.int64)
+
+
+def _val_cut(shards: Path, pieces: np.ndarray, target: float) -> int:
+    """The document end nearest ``target`` tokens into the pieces' order; inside a document only if that
     end is the very last one (no validation data left)."""
-    start = 0
-    for k, size in zip(order, sizes, strict=True):
-        if start + size >= target:
-            break
-        start += size
-    ends = start + np.cumsum(np.fromfile(_shard(shards, k, "len"), np.uint32), dtype=np.int64)
-    candidates = np.concatenate([[start], ends]) if start else ends
+    ends = np.cumsum(pieces[:, 2] - pieces[:, 1])
+    i = min(int(np.searchsorted(ends, target)), len(pieces) - 1)
+    k, first, last = pieces[i]
+    start = int(ends[i]) - (last - first)
+    doc_ends = _document_ends(shards, k)
+    inside = start + doc_ends[(doc_ends > first) & (doc_ends <= last)] - first
+    candidates = np.concatenate([[start], inside]) if start else inside
     cut = int(candidates[np.abs(candidates - target).argmin()])
-    total = sum(sizes)
+    total = int(ends[-1])
     return min(max(round(target), 1), total - 1) if cut >= total else cut
 
 
-def _entropy(counts: np.ndarray, n_tokens: int) -> float:
+def _entropy(tokens: np.ndarray, vocab_size: int) -> float:
     """Entropy (nats/token) of the token frequencies: the loss of the best model that ignores context."""
-    p = counts[counts > 0] / n_tokens
+    counts = np.zeros(vocab_size, np.int64)
+    for i in range(0, len(tokens), ENTROPY_BLOCK):
+        counts += np.bincount(tokens[i : i + ENTROPY_BLOCK], minlength=vocab_size)
+    p = counts[counts > 0] / len(tokens)
     return float(-(p * np.log(p)).sum())
 
 

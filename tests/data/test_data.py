@@ -5,6 +5,7 @@ import hashlib
 import importlib.util
 import io
 import json
+import re
 import struct
 import tarfile
 import threading
@@ -249,18 +250,56 @@ def test_a_killed_build_resumes_after_its_last_complete_shard(tmp_path, monkeypa
     assert cache_bytes(resumed) == cache_bytes(uninterrupted)
 
 
-def test_train_is_the_shards_in_a_seeded_order_and_val_whole_documents(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "CHUNK_CHARS", 200)
+def test_val_is_whole_documents_from_all_over_and_train_the_rest_in_small_parts(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "CHUNK_CHARS", 400)
+    monkeypatch.setattr(data, "PIECE_TOKENS", 60)
     tok = build_tokenizer(TokenizerConfig(name="byte"))
     cfg = text_cfg(tmp_path, MANY_DOCS)
     splits = prepare_tokens(cfg, TokenizerConfig(name="byte"))
-    train, val = (tok.decode(list(s)).split("<|endoftext|>")[:-1] for s in (splits.train, splits.val))
-    assert sorted(train + val) == sorted(MANY_DOCS)  # every document once, whole
-    first_quarter = [MANY_DOCS.index(doc) for doc in train[: len(train) // 4]]
-    assert min(first_quarter) < 20 and max(first_quarter) >= 40  # a prefix of train spans the corpus
+    train, val = (tok.decode(list(s)) for s in (splits.train, splits.val))
+    val_docs = val.split("<|endoftext|>")[:-1]
+    assert val_docs and set(val_docs) <= set(MANY_DOCS)  # whole documents
+    assert not any(doc.split(":")[0] + ":" in train for doc in val_docs)  # none of them in train
+    all_tokens = np.concatenate([np.append(tok.encode_array(doc), tok.eot_id) for doc in MANY_DOCS])
+    assert np.array_equal(np.sort(np.concatenate([splits.train, splits.val])), np.sort(all_tokens))
+    val_ids = sorted(MANY_DOCS.index(doc) for doc in val_docs)
+    assert val_ids[0] < 20 and val_ids[-1] >= 40  # val is drawn from all over the corpus
+    first_quarter = [int(i) for i in re.findall(r"Doc (\d+):", train[: len(train) // 4])]
+    assert min(first_quarter) < 20 and max(first_quarter) >= 40  # so is a prefix of train
+    assert splits.meta["n_train_parts"] > splits.meta["n_pieces"] > len(list(data._chunks(MANY_DOCS)))
     assert 0.15 < len(splits.val) / (len(splits.train) + len(splits.val)) < 0.25
     again = prepare_tokens(dataclasses.replace(cfg, cache_dir=str(tmp_path / "other")), TokenizerConfig(name="byte"))
     assert cache_bytes(again)[:2] == cache_bytes(splits)[:2]
+
+
+def test_spans_split_at_a_token_and_subdivide_into_short_parts():
+    spans = np.array([[3, 0, 10], [1, 5, 25], [0, 0, 7]])
+    head, tail = data._split_spans(spans, 16)
+    assert head.tolist() == [[3, 0, 10], [1, 5, 11]] and tail.tolist() == [[1, 11, 25], [0, 0, 7]]
+    head, tail = data._split_spans(spans, 10)
+    assert head.tolist() == [[3, 0, 10]] and tail.tolist() == [[1, 5, 25], [0, 0, 7]]
+    parts = data._subdivide(spans, 6)
+    assert parts.tolist() == [[3, 0, 5], [3, 5, 10], [1, 5, 10], [1, 10, 15], [1, 15, 20], [1, 20, 25],
+                              [0, 0, 4], [0, 4, 7]]
+
+
+def test_a_piece_is_whole_documents_of_one_shard(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "CHUNK_CHARS", 400)
+    monkeypatch.setattr(data, "PIECE_TOKENS", 100)
+    tok = build_tokenizer(TokenizerConfig(name="byte"))
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for k, chunk in enumerate(data._chunks(MANY_DOCS)):
+        data._save_shard(shards, k, *data._encode_chunk(tok, chunk, np.dtype(np.uint16)))
+    pieces = data._pieces(shards, k + 1)
+    for shard, start, end in pieces:
+        ends = data._document_ends(shards, shard)
+        assert start in (0, *ends) and end in ends  # cut at document ends
+        assert end - start >= 100 or end == ends[-1]  # at least PIECE_TOKENS but at a shard's end
+        assert end - start < 100 + max(np.diff(ends, prepend=0))
+    assert sum(end - start for _, start, end in pieces) == sum(
+        data._document_ends(shards, s)[-1] for s in range(k + 1)
+    )
 
 
 def test_hub_datasets_are_streamed_with_the_size_their_info_gives(tmp_path):
