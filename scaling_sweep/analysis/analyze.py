@@ -207,8 +207,8 @@ def _convention_fits(headline: Analysis, convention: Convention) -> Analysis:
         return result
     runs = [convention.apply(r) for r in headline.runs]
     full_data = [r for r in runs if r.summary.max_unique_tokens is None]
-    size_runs = points.final_points(points.at_modal_batch(full_data))
-    N, loss = points.lowest_per_value(size_runs["N"], size_runs["loss"])
+    size = points.size_points(points.at_modal_batch(full_data))
+    N, loss = size["N"], size["loss"]
     result.attempt("L_N", lambda: fit.fit_power_law(N, loss, "N"), points="as in the headline convention",
                    data=([N], loss))
     _fit_compute(result, full_data, headline.fits.get("B_crit"), with_floor=False)
@@ -259,12 +259,14 @@ def _fit_size_and_data(result: Analysis, runs: list[Run], size_runs: list[Run]) 
     the modal batch. Both laws are of early-stopped (converged) losses, so runs that were still improving
     at their end, and data-limited runs that never early-stopped, are named in a warning."""
     final, sizes = result.data["final"], result.data["size_runs"]
-    N, loss = points.lowest_per_value(sizes["N"], sizes["loss"])
-    result.data["L_N"] = {"N": N, "loss": loss}
+    result.data["L_N"] = size = points.size_points(size_runs)
+    N, loss = size["N"], size["loss"]
     progress(f"L(N): {len(N)} model sizes")
-    _with_and_without_floor(result, "L_N", partial(fit.fit_power_law, var="N"), [N], loss,
-                            "lowest early-stopped (best validation) loss per N of the full-data runs at the most "
-                            "common batch size")
+    _with_and_without_floor(result, "L_N", partial(fit.fit_power_law, var="N"), [N], loss, _size_points_note(size))
+    if size["S"] is None and any(r.summary.stop_reason != "early_stop" for r in size_runs):
+        for key in ("L_N", "L_N_floor"):
+            if key in result.fits:
+                result.fits[key].warn(NO_COMMON_LENGTH)
     improving = [r.name for r in size_runs if points.still_improving(r)]
     _warn(result, ("L_N", "L_N_floor"), improving, "still improving at their end (validation loss fell by more "
           f"than {points.IMPROVING:.0%} over the last {points.TAIL:.0%} of training; a wsd run: its end more than "
@@ -292,6 +294,22 @@ def _fit_size_and_data(result: Analysis, runs: list[Run], size_runs: list[Run]) 
     else:
         for key in ("L_D", "L_ND"):
             result.skipped[key] = f"no data-limited runs; needs {NEEDS[key]}"
+
+
+NO_COMMON_LENGTH = ("the sizes share no training length (an end or a wsd cooldown branch at the same step) and not "
+                    "all early-stopped, so each size's point is its lowest loss at whatever length it trained; in "
+                    "an IsoFLOP design those lie "
+                    "along a compute diagonal, not on L(N) (optim.cooldown_steps adds branches at a common step)")
+
+
+def _size_points_note(size: dict) -> str:
+    where = "full-data runs at the most common batch size"
+    if size["S"] is None:
+        return f"lowest early-stopped (best validation) loss per N of the {where}"
+    return (f"loss per N at S = {size['S']:,} steps, the longest length every size trained to (a run's end or a "
+            f"wsd cooldown branch), of the {where}: L(N, S) at one S, as Kaplan et al. train every size for the "
+            "same steps (sec. 2.2); its excess over converged L(N) is to first order the same at every N "
+            "(eq. 1.6), which the floor form absorbs")
 
 
 def _warn(result: Analysis, keys: tuple[str, ...], run_names: list[str], why: str) -> None:

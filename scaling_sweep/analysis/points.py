@@ -4,6 +4,8 @@ the fit, non-embedding N and C = 6·N·tokens by default)."""
 
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 from scipy.interpolate import CubicSpline
 
@@ -106,6 +108,36 @@ def lowest_per_value(x, loss):
     """For each distinct x, the lowest loss (the best shape or batch size at that x)."""
     values = np.unique(x)
     return values, np.array([loss[x == v].min() for v in values])
+
+
+def length_points(run: Run) -> dict[int, float]:
+    """{steps: loss} of the points that are the loss of a run of that length: its end (its early-stopped
+    loss) and its wsd cooldown branches."""
+    points = {int(c["step"]): float(c["val_loss"]) for c in run.summary.cooldowns if finite_loss(c)}
+    return {**points, int(run.summary.step): run.final_loss}
+
+
+def common_length(runs: list[Run]) -> int | None:
+    """The most steps at which every model size of the runs has a run of that length (an end or a
+    cooldown branch), or None: Kaplan's size runs all trained for the same steps (sec. 2.2)."""
+    steps_per_size = collections.defaultdict(set)
+    for run in runs:
+        steps_per_size[run.summary.N] |= length_points(run).keys()
+    common = set.intersection(*steps_per_size.values()) if steps_per_size else set()
+    return max(common, default=None)
+
+
+def size_points(runs: list[Run]) -> dict:
+    """L(N)'s points: per model size its lowest loss at the common length S of common_length (the best
+    shape there), else (no common length) its lowest early-stopped loss; "S" the common length or None."""
+    S = common_length(runs)
+    if S is None:
+        final = final_points(runs)
+        N, loss = lowest_per_value(final["N"], final["loss"])
+    else:
+        at_S = [(r.summary.N, length_points(r)[S]) for r in runs if S in length_points(r)]
+        N, loss = lowest_per_value(*(np.array(v, float) for v in zip(*at_S)))
+    return {"N": N, "loss": loss, "S": S}
 
 
 def _running_min_curve(run: Run, axis: str):

@@ -62,6 +62,8 @@ class OptimConfig:
     # wsd: compute budgets (FLOPs, 6·N·tokens) at which a cooldown branch from the stable phase ends and is
     # recorded as a point of its own (N, D, loss); the run itself goes on, to train.compute_budget or its end
     cooldown_budgets: list[float] = field(default_factory=list)
+    # wsd: steps at which cooldown branches end too: a length common to every size of a sweep (L(N) at one S)
+    cooldown_steps: list[int] = field(default_factory=list)
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95
@@ -166,8 +168,11 @@ def validate(cfg: RunConfig) -> None:
     _require(0 < o.decay_fraction <= 1, f"optim.decay_fraction={o.decay_fraction} must lie in (0, 1]")
     _require(all(isinstance(c, (int, float)) and c > 0 for c in o.cooldown_budgets),
              f"optim.cooldown_budgets={list(o.cooldown_budgets)} must be positive FLOP budgets")
-    _require(not o.cooldown_budgets or o.schedule == "wsd",
-             "optim.cooldown_budgets needs optim.schedule=wsd (cooldowns branch off its stable phase)")
+    _require(all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in o.cooldown_steps),
+             f"optim.cooldown_steps={list(o.cooldown_steps)} must be positive step counts")
+    for key in ("cooldown_budgets", "cooldown_steps"):
+        _require(not getattr(o, key) or o.schedule == "wsd",
+                 f"optim.{key} needs optim.schedule=wsd (cooldowns branch off its stable phase)")
     _require(0 < cfg.data.val_fraction < 1, f"data.val_fraction={cfg.data.val_fraction} must lie in (0, 1)")
     _require(t.stop_at != "compute_optimal" or t.compute_budget is not None,
              "train.stop_at=compute_optimal needs train.compute_budget (FLOPs)")

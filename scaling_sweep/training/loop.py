@@ -131,10 +131,11 @@ def build_run(cfg: RunConfig, run_dir: Path, dist: distributed.DistInfo, fitted_
 
 def cooldown_ends(cfg: RunConfig, n_params: int, total_steps: int) -> dict[int, int]:
     """The wsd cooldown branches of the run, {start step: end step}: each ends where 6·N·tokens
-    reaches one of optim.cooldown_budgets, and starts decay_fraction of its steps before; budgets
-    the run itself reaches at its end (or never reaches) have no branch."""
+    reaches one of optim.cooldown_budgets, or at one of optim.cooldown_steps, and starts decay_fraction
+    of its steps before; ends the run itself reaches at its end (or never reaches) have no branch."""
     batch_tokens = cfg.train.batch_size * cfg.model.n_ctx
     ends = {max(1, round(c / accounting.training_flops(n_params, batch_tokens))) for c in cfg.optim.cooldown_budgets}
+    ends |= set(cfg.optim.cooldown_steps)
     return {decay_start(end, cfg.optim): end for end in sorted(ends) if end < total_steps}
 
 

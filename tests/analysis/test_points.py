@@ -6,7 +6,7 @@ import pytest
 from synthetic_sweep import WSD_STABLE_EXCESS, write_wsd_run, wsd_loss
 
 from scaling_sweep.analysis import fit, points
-from scaling_sweep.analysis.analyze import Analysis, _fit_compute
+from scaling_sweep.analysis.analyze import Analysis, _fit_compute, _size_points_note
 from scaling_sweep.analysis.runs import read_sweep
 
 
@@ -62,3 +62,26 @@ def test_the_points_note_says_the_wsd_frontier_is_of_decayed_points(tmp_path):
     result = Analysis("wsd", {})
     _fit_compute(result, runs, None)
     assert "only the decayed points" in result.fits["L_C"].extra["points"]
+
+
+def test_L_N_takes_every_size_at_the_longest_length_all_of_them_trained_to(tmp_path):
+    # d32 runs 600 steps (branches at 150, 300), d48 300 (at 150), d64 600 (at 150): S = 150 is common
+    write_wsd_run(tmp_path, "L2_d32", 32, 1.6, 2.0)
+    write_wsd_run(tmp_path, "L2_d48", 48, 1.4, 3.0, branches=(0.5,), max_steps=300)
+    write_wsd_run(tmp_path, "L2_d64", 64, 1.2, 5.0, branches=(0.25,))
+    runs = sorted(runs_of(tmp_path).values(), key=lambda r: r.summary.N)
+    assert points.common_length(runs) == 150
+    size = points.size_points(runs)
+    assert size["S"] == 150 and list(size["N"]) == [r.summary.N for r in runs]
+    expected = [wsd_loss(150, floor, scale) for floor, scale in ((1.6, 2.0), (1.4, 3.0), (1.2, 5.0))]
+    assert size["loss"] == pytest.approx(expected)
+    assert "S = 150 steps" in _size_points_note(size)
+
+
+def test_without_a_common_length_L_N_takes_each_size_s_lowest_loss(tmp_path):
+    write_wsd_run(tmp_path, "L2_d32", 32, 1.6, 2.0, branches=(0.5,))
+    write_wsd_run(tmp_path, "L2_d48", 48, 1.4, 3.0, branches=(0.25,), max_steps=500)
+    runs = sorted(runs_of(tmp_path).values(), key=lambda r: r.summary.N)
+    size = points.size_points(runs)
+    assert size["S"] is None and list(size["loss"]) == [r.final_loss for r in runs]
+    assert "lowest early-stopped" in _size_points_note(size)

@@ -35,11 +35,17 @@ def test_a_cooldown_branch_is_the_run_of_that_length_and_leaves_the_run_as_it_wa
     (point,) = branched.cooldowns
     assert point["step"] == 20 and point["tokens"] == short.tokens and point["flops"] == short.flops
     assert point["val_loss"] == short.final_val_loss  # the branch is a run of 20 steps, bit for bit
+    cfg.optim.cooldown_steps = [20, 40]  # the same end by steps, and the run's own end: no second branch
+    assert train(cfg, tmp_path / "by_steps").cooldowns == branched.cooldowns
 
 
 def test_cooldowns_need_the_wsd_schedule(tiny_config):
     with pytest.raises(ConfigError, match="optim.cooldown_budgets needs optim.schedule=wsd"):
         validate_run(tiny_config(optim={"cooldown_budgets": [1e9]}))
+    with pytest.raises(ConfigError, match="optim.cooldown_steps needs optim.schedule=wsd"):
+        validate_run(tiny_config(optim={"cooldown_steps": [10]}))
+    with pytest.raises(ConfigError, match=r"optim.cooldown_steps=\[0\] must be positive step counts"):
+        validate_run(tiny_config(optim={"schedule": "wsd", "cooldown_steps": [0]}))
     with pytest.raises(ConfigError, match="optim.decay_fraction"):
         validate_run(tiny_config(optim={"schedule": "wsd", "decay_fraction": 0.0}))
 
