@@ -6,6 +6,10 @@ fits Chinchilla's L(N, D) = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022, eq. 
 approach 3: Huber loss with delta 1e-3 on log loss, L-BFGS from a grid of starts) to every point except
 those of the two largest N, then predicts those. A point is a completed run's (N non-embedding, tokens
 trained, best validation loss) or one of its wsd cooldown branches (the run of that length).
+
+And Kaplan et al. 2020's L(N) with Henighan et al. 2020's floor (tests/independent_fits.py) at the one length
+every size trained to (a run's end or its branch at the same step, as Kaplan's sizes all trained the same
+steps): fitted on all sizes but the two largest, it predicts those within 1% each.
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy.optimize import minimize
+from independent_fits import held_out_errors
 from scipy.special import huber, logsumexp
 
 FIXTURE = Path(__file__).parent / "fixtures" / "demo_sweep"
 HUBER_DELTA = 1e-3
 MAX_MEAN_ERROR = 0.01  # the held-out runs' mean |predicted / measured - 1|
 MIN_FLOOR = 0.2  # nats/token: E must sit well above zero (text keeps an entropy of its own)
+MAX_SIZE_ERROR = 0.01  # L(N): each held-out size's |predicted / measured - 1|
 
 
 def demo_points(sweep: Path) -> np.ndarray:
@@ -36,6 +42,19 @@ def demo_points(sweep: Path) -> np.ndarray:
         rows.append((summary["N"], summary["tokens"], summary["best_val_loss"]))
         rows += [(summary["N"], c["tokens"], c["val_loss"]) for c in summary.get("cooldowns", [])]
     return np.array(rows, dtype=float)
+
+
+def size_points_at_common_length(sweep: Path) -> tuple[np.ndarray, np.ndarray, int]:
+    """(N, loss) by N at the most steps at which every size has a run's end or a branch, and that step."""
+    lengths = {}
+    for path in sorted(sweep.glob("*/summary.json")):
+        summary = json.loads(path.read_text())
+        if summary["status"] == "completed":
+            points = {c["step"]: c["val_loss"] for c in summary.get("cooldowns", [])}
+            lengths[summary["N"]] = {**points, summary["step"]: summary["best_val_loss"]}
+    step = max(set.intersection(*(set(p) for p in lengths.values())))
+    N = np.array(sorted(lengths), dtype=float)
+    return N, np.array([lengths[n][step] for n in sorted(lengths)]), step
 
 
 def log_loss_model(theta, log_N, log_D):
@@ -92,3 +111,10 @@ def test_small_demo_runs_predict_the_two_largest_sizes():
     print(summary)
     assert check["mean_error"] <= MAX_MEAN_ERROR, summary
     assert check["E"] >= MIN_FLOOR, summary
+
+
+def test_l_of_n_at_the_common_length_predicts_the_two_largest_sizes():
+    N, loss, step = size_points_at_common_length(demo_sweep_dir())
+    assert len(N) >= 6, f"{len(N)} sizes share a training length"
+    law, errors = held_out_errors(N, loss, 2)
+    assert errors.max() < MAX_SIZE_ERROR, (step, law, errors)

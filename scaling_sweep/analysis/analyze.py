@@ -365,8 +365,9 @@ def _fit_batch(result: Analysis, runs: list[Run]) -> Fit | None:
     targets = points.steps_to_targets(runs)
     result.data["batch"] = targets
     progress(f"B_crit: {len(targets['S'])} (target loss, batch size) points")
-    return result.attempt("B_crit", lambda: fit.fit_critical_batch(targets["target"], targets["B"], targets["S"],
-                                                                   groups=targets["run"]),
+    columns = (targets["target"], targets["B"], targets["S"])
+    return result.attempt("B_crit", lambda: fit.fit_critical_batch(*columns, groups=targets["run"]),
+                          lambda: fit.critical_batch_held_out(*columns, groups=targets["run"]),
                           points="steps each batch size needed to first reach target losses, runs of one "
                                  "N at 2 or more batch sizes; intervals resample whole runs")
 
@@ -387,7 +388,8 @@ def _fit_steps(result: Analysis, runs: list[Run], B_crit: Fit | None) -> None:
     result.data["steps"] = pts
     progress(f"L(N, S): {len(pts['S'])} points from {len(runs)} runs")
     _with_and_without_floor(result, "L_NS", fit.fit_kaplan_ns, [pts["N"], pts["S_min"]], pts["loss"],
-                            f"loss of each run at log-spaced steps; {pts['steps_note']}", groups=pts["run"])
+                            f"loss of each run at log-spaced steps (a wsd run: at its end and cooldown branches, the runs of those "
+                            f"lengths); {pts['steps_note']}", groups=pts["run"])
 
 
 def _fit_isoflops(result: Analysis, profiles: list[dict], source: str) -> None:

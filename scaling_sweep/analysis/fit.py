@@ -874,3 +874,38 @@ def held_out_check(fitter, inputs, loss, share=0.1) -> dict:
             "mean_abs_rel_error": float(np.mean(np.abs(rel))),
             "max_abs_rel_error": float(np.max(np.abs(rel))), "rel_error": [float(r) for r in rel],
             "observed": [float(v) for v in loss[~keep]], "predicted": [float(v) for v in predicted]}
+
+
+def critical_batch_held_out(target_loss, batch_tokens, steps, groups=None, share=0.1) -> dict:
+    """B_crit(L)'s held-out check: fitted on all but the lowest `share` of the target losses (at least
+    one; lower losses are the longer training the law extrapolates to), its B_crit at each held-out
+    target against the B_crit that target's own crossings give alone (eq. 5.1 as S = S_min + E_min/B,
+    least squares in relative error of S). The error is B_crit's, as an allocation law's is N_opt's."""
+    L, B, S = (np.asarray(x, float) for x in (target_loss, batch_tokens, steps))
+    losses = np.unique(L)
+    n_held = max(1, int(np.ceil(share * len(losses))))
+    if len(losses) - n_held < 2:
+        raise FitError(f"held-out check: {len(losses)} target losses; needs 3 or more")
+    held = L <= losses[n_held - 1]
+    fitted = fit_critical_batch(L[~held], B[~held], S[~held], n_boot=0,
+                                groups=None if groups is None else np.asarray(groups)[~held])
+    observed = np.array([_own_critical_batch(B[L == t], S[L == t]) for t in losses[:n_held]])
+    predicted = fitted.predict(losses[:n_held])
+    rel = predicted / observed - 1
+    return {"held_out_from": float(losses[n_held - 1]), "direction": "≤", "n_fit": int((~held).sum()),
+            "n_held_out": int(held.sum()), "sizes_held_out": n_held,
+            "mean_abs_rel_error": float(np.mean(np.abs(rel))), "max_abs_rel_error": float(np.max(np.abs(rel))),
+            "rel_error": [float(r) for r in rel], "observed": [float(v) for v in observed],
+            "predicted": [float(v) for v in predicted]}
+
+
+def _own_critical_batch(batch_tokens, steps) -> float:
+    """B_crit = E_min/S_min of one target's crossings, S = S_min + E_min/B fitted by least squares in
+    relative error; infinity where S falls as 1/B throughout (S_min <= 0), 0 where it does not fall."""
+    if len(np.unique(batch_tokens)) < 2:
+        raise FitError("held-out check: a held-out target loss reached at fewer than 2 batch sizes")
+    design = np.stack([np.ones_like(steps), 1.0 / batch_tokens], axis=1) / steps[:, None]
+    S_min, E_min = np.linalg.lstsq(design, np.ones_like(steps), rcond=None)[0]
+    if S_min <= 0:
+        return float("inf")
+    return max(float(E_min / S_min), 0.0)

@@ -31,13 +31,15 @@ def interp_loglog(x_new, x, y, hold_last=False):
 
 def final_points(runs: list[Run]) -> dict[str, np.ndarray]:
     """One point per run: its shape, N, N_total, dataset size D (unique tokens), tokens,
-    FLOPs, batch tokens and early-stopped loss. data_limited marks runs whose training set
-    was capped (train.max_unique_tokens), the runs of an L(D) / L(N, D) sweep."""
+    FLOPs, batch tokens and early-stopped loss: the lowest of its best validation loss and its wsd
+    cooldown branches' (a data-limited run's branch from before it overfit can beat its end; the
+    tokens and FLOPs stay the run's own). data_limited marks runs whose training set was capped
+    (train.max_unique_tokens), the runs of an L(D) / L(N, D) sweep."""
     keys = ("N", "N_total", "unique_tokens", "tokens", "flops", "batch_tokens",
             "n_layer", "d_model", "n_head", "d_ff")
     points = {k: np.array([_float(getattr(r.summary, k)) for r in runs]) for k in keys}
     points["D"] = points.pop("unique_tokens")
-    points["loss"] = np.array([r.final_loss for r in runs])
+    points["loss"] = np.array([min(length_points(r).values()) for r in runs])
     points["data_limited"] = np.array([r.summary.max_unique_tokens is not None for r in runs])
     return points
 
@@ -192,20 +194,25 @@ def frontier_resampled(front: dict, B_crit) -> dict | None:
 
 
 def loss_at_steps(runs: list[Run], n_grid: int = 12) -> dict[str, np.ndarray]:
-    """Points for L(N, S): each run's loss at log-spaced steps ("run" numbers the run of each
-    point, its group for the bootstrap). The grid starts at the median second logged step, past
-    the start of warmup."""
-    curves = [r.loss_curve() for r in runs]
-    curves = [(c, r) for c, r in zip(curves, runs) if len(c["step"]) >= 3]
-    if not curves:
-        return {k: np.array([]) for k in ("N", "S", "B", "loss", "run")}
-    lo = np.median([c["step"][1] for c, _ in curves])
-    S = np.geomspace(lo, max(c["step"][-1] for c, _ in curves), n_grid)
+    """Points for L(N, S) ("run" numbers the run of each point, its group for the bootstrap): of a wsd
+    run its decayed points (decayed_curve: its end and cooldown branches, each the run of its length;
+    its stable-phase evaluations lie 3-6% above those, docs/kaplan_cpu.md section 1), of other runs the
+    loss at log-spaced steps, a grid from the median second logged step (past the start of warmup)."""
+    curves = [(decayed_curve(r) if r.wsd else r.loss_curve(), r) for r in runs]
+    on_grid = [c for c, r in curves if not r.wsd and len(c["step"]) >= 3]
+    if on_grid:
+        lo = np.median([c["step"][1] for c in on_grid])
+        S = np.geomspace(lo, max(c["step"][-1] for c in on_grid), n_grid)
     rows = []
     for index, (curve, run) in enumerate(curves):
-        loss = interp_loglog(S, curve["step"], curve["loss"])
+        if run.wsd:
+            steps, loss = curve["step"], curve["loss"]
+        elif len(curve["step"]) >= 3:
+            steps, loss = S, interp_loglog(S, curve["step"], curve["loss"])
+        else:
+            continue
         ok = np.isfinite(loss)
-        rows += [(run.summary.N, s, run.summary.batch_tokens, l, index) for s, l in zip(S[ok], loss[ok])]
+        rows += [(run.summary.N, s, run.summary.batch_tokens, l, index) for s, l in zip(steps[ok], loss[ok])]
     N, S, B, loss, run = np.array(rows, float).T if rows else (np.array([]),) * 5
     return {"N": N, "S": S, "B": B, "loss": loss, "run": run.astype(int)}
 
@@ -266,13 +273,13 @@ def trained_budget(run: Run, tokens) -> float:
 
 def _budget_points(runs: list[Run]) -> dict[str, np.ndarray]:
     """budget (trained_budget), C (in the runs' convention), N, D (tokens), loss and run of every
-    run stopped at its compute budget and of every wsd cooldown branch (optim.cooldown_budgets:
-    the run of that length, trained from the stable phase)."""
+    run stopped at its compute budget and of every wsd cooldown branch at a budget (optim.cooldown_budgets:
+    the run of that length, trained from the stable phase; not the branches at optim.cooldown_steps)."""
     rows = []
     for index, run in enumerate(runs):
         s = run.summary
         rows += [(trained_budget(run, c["tokens"]), c["flops"], s.N, c["tokens"], c["val_loss"], index)
-                 for c in s.cooldowns]
+                 for c in s.cooldowns if c.get("reason", "compute_budget") == "compute_budget"]
         if s.stop_reason == "compute_budget":
             rows.append((trained_budget(run, s.tokens), s.flops, s.N, s.tokens, run.final_loss, index))
     budget, C, N, D, loss, run = np.array(rows, float).T if rows else (np.array([]),) * 6

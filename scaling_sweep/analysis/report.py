@@ -129,7 +129,8 @@ def held_out_rows(result) -> list[str]:
             rows.append(f"| {key} | skipped: {check['skipped']} | | | |")
             continue
         name = first_input(result, f)
-        rows.append(f"| {key} | {name} ≥ {check['held_out_from']:.3g} {input_unit(result, name)} | "
+        rows.append(f"| {key} | {name} {check.get('direction', '≥')} {check['held_out_from']:.3g} "
+                    f"{input_unit(result, name)} | "
                     f"{check['n_fit']} / {check['n_held_out']} | "
                     f"{100 * check['mean_abs_rel_error']:.2f}% | {100 * check['max_abs_rel_error']:.2f}% |")
     return rows

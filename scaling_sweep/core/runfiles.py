@@ -157,7 +157,8 @@ class RunSummary:
     units: dict = field(default_factory=lambda: dict(UNITS))
     versions: dict = field(default_factory=dict)
     hardware: dict = field(default_factory=dict)
-    # wsd cooldown branches (optim.cooldown_budgets), each a point of its own: step, tokens, flops, val_loss
+    # wsd cooldown branches, each a point of its own: step, tokens, flops, val_loss and reason, "compute_budget"
+    # (optim.cooldown_budgets; summaries before the reason was recorded have only these) or "steps" (cooldown_steps)
     cooldowns: list = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
     extra: dict = field(default_factory=dict)  # keys of a newer schema, kept as read

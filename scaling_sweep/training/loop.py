@@ -42,7 +42,7 @@ class LoopState:
     last_train_loss: float | None = None
     elapsed_s: float = 0.0
     rates: list = field(default_factory=list)  # tokens/s of each logged interval this session
-    cooldowns: list = field(default_factory=list)  # wsd cooldown branches done: step, tokens, flops, val_loss
+    cooldowns: list = field(default_factory=list)  # wsd branches done: step, tokens, flops, val_loss, reason
     # the logging interval a stop between log steps cut: its steps and their summed loss, which the resumed run
     # goes on from, so that its next row is the uninterrupted run's (0 in every other checkpoint)
     interval_steps: int = 0
@@ -133,10 +133,14 @@ def cooldown_ends(cfg: RunConfig, n_params: int, total_steps: int) -> dict[int, 
     """The wsd cooldown branches of the run, {start step: end step}: each ends where 6·N·tokens
     reaches one of optim.cooldown_budgets, or at one of optim.cooldown_steps, and starts decay_fraction
     of its steps before; ends the run itself reaches at its end (or never reaches) have no branch."""
-    batch_tokens = cfg.train.batch_size * cfg.model.n_ctx
-    ends = {max(1, round(c / accounting.training_flops(n_params, batch_tokens))) for c in cfg.optim.cooldown_budgets}
-    ends |= set(cfg.optim.cooldown_steps)
+    ends = budget_ends(cfg, n_params) | set(cfg.optim.cooldown_steps)
     return {decay_start(end, cfg.optim): end for end in sorted(ends) if end < total_steps}
+
+
+def budget_ends(cfg: RunConfig, n_params: int) -> set[int]:
+    """The steps at which 6·N·tokens reaches each of optim.cooldown_budgets."""
+    batch_tokens = cfg.train.batch_size * cfg.model.n_ctx
+    return {max(1, round(c / accounting.training_flops(n_params, batch_tokens))) for c in cfg.optim.cooldown_budgets}
 
 
 def checkpoint(run: TrainingRun, state: LoopState) -> None:
@@ -187,7 +191,8 @@ def cooldown(run: TrainingRun, state: LoopState, log: RunLog | None) -> None:
             run.step_fn.set_lr(decay_lr(step, run.peak_lr, run.cfg.optim, end))
             run.step_fn(*next(run.sampler))
         tokens = end * run.batch_tokens
-        point = {"step": end, "tokens": tokens, "flops": run.flops(tokens), "val_loss": evaluate(run)}
+        reason = "compute_budget" if end in budget_ends(run.cfg, run.counts.non_embedding) else "steps"
+        point = {"step": end, "tokens": tokens, "flops": run.flops(tokens), "val_loss": evaluate(run), "reason": reason}
         state.cooldowns.append(point)
         if log:
             log.log_cooldown(point)

@@ -253,6 +253,23 @@ def test_b_crit_resamples_whole_runs():
     assert "no_interval" in by_run.extra  # 7 runs for 2 + 4 constants (B*, alpha_B, S_min per target)
 
 
+def test_b_crit_held_out_predicts_the_lowest_target_s_own_critical_batch():
+    L, B = (x.ravel() for x in np.meshgrid([4.0, 3.5, 3.0, 2.6], np.geomspace(2**12, 2**20, 7)))
+    S_min = 1e3 * (4 / L) ** 6
+    truth = laws.critical_batch(L, **laws.KAPLAN["B_crit"])
+    noise = np.exp(0.01 * np.random.default_rng(0).standard_normal(len(L)))
+    check = fit.critical_batch_held_out(L, B, laws.steps_at_batch(B, S_min, S_min * truth) * noise)
+    assert check["held_out_from"] == 2.6 and check["n_held_out"] == 7 and check["direction"] == "≤"
+    assert check["observed"][0] == pytest.approx(truth[L == 2.6][0], rel=0.1)
+    assert check["mean_abs_rel_error"] < 0.1
+    # at the lowest target the critical batch is 4x the law's: the check sees it
+    wrong = np.where(L == 2.6, 4.0, 1.0) * truth
+    off = fit.critical_batch_held_out(L, B, laws.steps_at_batch(B, S_min, S_min * wrong) * noise)
+    assert off["mean_abs_rel_error"] > 0.5
+    assert fit._own_critical_batch(np.array([1e3, 2e3]), np.array([100.0, 40.0])) == float("inf")
+    assert fit._own_critical_batch(np.array([1e3, 2e3]), np.array([100.0, 100.0])) == 0.0
+
+
 ND_FLOOR_TRUTH = {"N_c": 3e6, "D_c": 1e7, "alpha_N": 0.3, "alpha_D": 0.35, "L_inf": 1.0}
 NS_FLOOR_TRUTH = {"N_c": 1e5, "S_c": 300.0, "alpha_N": 0.4, "alpha_S": 0.7, "L_inf": 1.2}
 

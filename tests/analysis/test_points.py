@@ -85,3 +85,10 @@ def test_without_a_common_length_L_N_takes_each_size_s_lowest_loss(tmp_path):
     size = points.size_points(runs)
     assert size["S"] is None and list(size["loss"]) == [r.final_loss for r in runs]
     assert "lowest early-stopped" in _size_points_note(size)
+
+
+def test_L_N_S_reads_a_wsd_run_at_its_end_and_branches_only(tmp_path):
+    runs = wsd_sweep(tmp_path)
+    pts = points.loss_at_steps(runs)
+    decayed = {(r.summary.N, float(step), loss) for r in runs for step, loss in points.length_points(r).items()}
+    assert set(zip(pts["N"], pts["S"], pts["loss"])) == decayed and len(pts["S"]) == 9
