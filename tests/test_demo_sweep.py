@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy.optimize import minimize
 from independent_fits import held_out_errors
+from scipy.optimize import minimize
 from scipy.special import huber, logsumexp
 
 FIXTURE = Path(__file__).parent / "fixtures" / "demo_sweep"
