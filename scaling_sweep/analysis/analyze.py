@@ -388,8 +388,8 @@ def _fit_steps(result: Analysis, runs: list[Run], B_crit: Fit | None) -> None:
     result.data["steps"] = pts
     progress(f"L(N, S): {len(pts['S'])} points from {len(runs)} runs")
     _with_and_without_floor(result, "L_NS", fit.fit_kaplan_ns, [pts["N"], pts["S_min"]], pts["loss"],
-                            "loss of each run at log-spaced steps (a wsd run: at its end and cooldown branches, the runs "
-                            f"of those lengths); {pts['steps_note']}", groups=pts["run"])
+                            "loss of each run at log-spaced steps (a wsd run: at its end and cooldown branches, the "
+                            f"runs of those lengths); {pts['steps_note']}", groups=pts["run"])
 
 
 def _fit_isoflops(result: Analysis, profiles: list[dict], source: str) -> None:
