@@ -113,6 +113,11 @@ def test_small_demo_runs_predict_the_two_largest_sizes():
     assert check["E"] >= MIN_FLOOR, summary
 
 
+# Measured on the committed sweep (2026-12-04): its smallest size (6.6k, there for the 4e11 budget's profile)
+# lies 1.6% above the law of the five sizes above it, and bends the fit.
+@pytest.mark.xfail(strict=True, reason="the committed sweep misses: 0.91% and 1.26% at 224k and 397k; without its "
+                   "6.6k size 0.45% and 0.24%, and with a 10k model in its place (run alone to 1,231 steps) 0.78% "
+                   "and 1.02% (docs/kaplan_cpu.md, \"The README demo\")")
 def test_l_of_n_at_the_common_length_predicts_the_two_largest_sizes():
     N, loss, step = size_points_at_common_length(demo_sweep_dir())
     assert len(N) >= 6, f"{len(N)} sizes share a training length"

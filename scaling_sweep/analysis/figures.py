@@ -240,7 +240,7 @@ def fig1_loss_vs_compute_data_size(result, out_dir):
     _panel_compute(ax_c, result, law)
     _panel_data_size(ax_d, result)
     N, loss = result.data["L_N"]["N"], result.data["L_N"]["loss"]
-    ax_n.plot(N, loss, "o", color="C0", label="best validation loss per N")
+    ax_n.plot(N, loss, "o", color="C0", label=_size_points_label(result))
     _draw_power_fits(ax_n, result, "L_N", N, "N")
     _draw_published_power(ax_n, result, "L_N", N)
     _loglog(ax_n, _n_label(result))
@@ -248,6 +248,11 @@ def fig1_loss_vs_compute_data_size(result, out_dir):
     for ax in (ax_c, ax_d, ax_n):
         _legend(ax)
     return _save(fig, out_dir, "fig1_loss_vs_compute_data_size")
+
+
+def _size_points_label(result) -> str:
+    S = result.data["L_N"].get("S")
+    return "best validation loss per N" if S is None else f"loss per N at S = {S:,} steps (every size's length)"
 
 
 def _panel_compute(ax, result, law):
@@ -671,7 +676,7 @@ def _dash_loss_vs_n(fig, ax, result):
         raise MissingData("no IsoFLOP profiles in this sweep and no L(N) fit: "
                           + result.skipped.get("L_N", "needs finished runs at 3+ model sizes"))
     N, loss = result.data["L_N"]["N"], result.data["L_N"]["loss"]
-    ax.plot(N, loss, "o", color="C0", label="best validation loss per N")
+    ax.plot(N, loss, "o", color="C0", label=_size_points_label(result))
     _draw_power_fits(ax, result, "L_N", N, "N")
     _loglog(ax, _n_label(result), _loss_label(result))
     ax.set_title(f"(a) L(N) = (N_c/N)^α_N, eq. 1.1: {_constants(result.fits['L_N'], ['alpha_N', 'N_c'])}",
