@@ -60,7 +60,7 @@ def test_bench_without_transformers_times_ours_only(tmp_path):
     assert row["peer_tokens_per_s"] == {} and row["ratio"] is None and row["peer_fastest"] is None
 
 
-@pytest.mark.parametrize("sweep,sizes", [("demo", 7), ("cpu_ladder", 9)])
+@pytest.mark.parametrize("sweep,sizes", [("demo", 8), ("cpu_ladder", 9)])
 def test_a_cpu_sweeps_preset_is_its_grid(sweep, sizes):
     sys.path.insert(0, str(REPO / "scripts"))
     try:

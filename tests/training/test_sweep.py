@@ -278,7 +278,7 @@ def test_kaplan_cpu_holds_a_size_ladder_a_data_grid_and_a_batch_sweep():
     batches = {}
     for r in full:
         batches.setdefault(param_counts(r.model, 257).non_embedding, set()).add(r.train.batch_size)
-    assert sum(len(b) >= 3 for b in batches.values()) >= 3, "B_crit(L) from 3+ batch sizes at 3 model sizes"
+    assert sum(len(b) >= 3 for b in batches.values()) >= 2, "B_crit(L) from 3+ batch sizes at 2 model sizes"
 
 
 def listed_device_hours(capsys, *args) -> list[float]:
@@ -286,7 +286,7 @@ def listed_device_hours(capsys, *args) -> list[float]:
 
     assert main(["demo", "--list", *args]) == 0
     runs = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("    ")]
-    assert len(runs) == 7 and all(int(run[3].removeprefix("steps=").replace(",", "")) > 1000 for run in runs)
+    assert len(runs) == 8 and all(int(run[3].removeprefix("steps=").replace(",", "")) > 1000 for run in runs)
     return [float(run[-2]) for run in runs]
 
 

@@ -51,13 +51,14 @@ def test_cooldowns_need_the_wsd_schedule(tiny_config):
 
 
 @pytest.mark.slow
-def test_a_cooldown_lands_within_the_seed_noise_of_a_cosine_run_of_its_length(tiny_config, tmp_path):
-    """Hägele et al. 2024: a 20% cooldown from the stable phase matches cosine at the same length. Measured
-    here (400 steps, lr 1e-2): cosine over 4 seeds 0.303 ± 0.009 nats/token, the branch 0.299."""
+def test_a_cooldown_is_no_worse_than_a_cosine_run_of_its_length(tiny_config, tmp_path):
+    """Hägele et al. 2024: a 20% cooldown from the stable phase matches or beats cosine at the same length.
+    Measured here (400 steps, lr 1e-2): on data format 3 cosine over 4 seeds 0.318 ± 0.010 nats/token, the
+    branch 0.288 (below every seed); on format 2, 0.303 ± 0.009 and 0.299."""
     steps = 400
     cosine = [train(tiny_config(train={"max_steps": steps, "eval_every": steps, "seed": seed}),
                     tmp_path / f"cosine{seed}").final_val_loss for seed in range(4)]
     cfg = tiny_config(optim={"schedule": "wsd"}, train={"max_steps": 500, "eval_every": 500})
     cfg.optim.cooldown_budgets = [steps * flops_per_step(cfg)]
     (point,) = train(cfg, tmp_path / "wsd").cooldowns
-    assert abs(point["val_loss"] - np.mean(cosine)) <= 2 * np.std(cosine, ddof=1), (point, cosine)
+    assert point["val_loss"] <= np.mean(cosine) + 2 * np.std(cosine, ddof=1), (point, cosine)
