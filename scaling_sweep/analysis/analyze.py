@@ -298,8 +298,8 @@ def _fit_size_and_data(result: Analysis, runs: list[Run], size_runs: list[Run]) 
 
 NO_COMMON_LENGTH = ("the sizes share no training length (an end or a wsd cooldown branch at the same step) and not "
                     "all early-stopped, so each size's point is its lowest loss at whatever length it trained; in "
-                    "an IsoFLOP design those lie "
-                    "along a compute diagonal, not on L(N) (optim.cooldown_steps adds branches at a common step)")
+                    "an IsoFLOP design those lie along a compute diagonal, not on L(N) (optim.cooldown_steps adds "
+                    "branches at a common step)")
 
 
 def _size_points_note(size: dict) -> str:

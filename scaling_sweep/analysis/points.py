@@ -113,10 +113,9 @@ def lowest_per_value(x, loss):
 
 
 def length_points(run: Run) -> dict[int, float]:
-    """{steps: loss} of the points that are the loss of a run of that length: its end (its early-stopped
-    loss) and its wsd cooldown branches."""
-    points = {int(c["step"]): float(c["val_loss"]) for c in run.summary.cooldowns if finite_loss(c)}
-    return {**points, int(run.summary.step): run.final_loss}
+    """{steps: loss} of the points that are the loss of a run of that length (decayed_curve's)."""
+    curve = decayed_curve(run)
+    return dict(zip(curve["step"].astype(int).tolist(), curve["loss"].tolist()))
 
 
 def common_length(runs: list[Run]) -> int | None:
@@ -137,7 +136,7 @@ def size_points(runs: list[Run]) -> dict:
         final = final_points(runs)
         N, loss = lowest_per_value(final["N"], final["loss"])
     else:
-        at_S = [(r.summary.N, length_points(r)[S]) for r in runs if S in length_points(r)]
+        at_S = [(r.summary.N, lengths[S]) for r in runs if S in (lengths := length_points(r))]
         N, loss = lowest_per_value(*(np.array(v, float) for v in zip(*at_S)))
     return {"N": N, "loss": loss, "S": S}
 
